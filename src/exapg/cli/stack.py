@@ -1,0 +1,226 @@
+"""Commands that operate the stack: up, stop, restart, down, status, health, logs, sql, credentials."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from contextlib import nullcontext
+
+import typer
+
+from exapg.cli.output import console, error, info, print_json, print_mapping, print_table
+from exapg.cluster.topology import Mode
+from exapg.errors import ExitCode, InvalidParameterError, MissingDependencyError
+from exapg.runtime.local import LocalRuntime
+from exapg.settings import Settings
+from exapg.status import ServiceStatus
+
+STATUS_COLUMNS = ("name", "role", "port", "pid", "state", "healthy", "detail")
+SINCE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _runtime(ctx: typer.Context, progress: bool = False) -> LocalRuntime:
+    settings: Settings = ctx.obj.settings
+    if not progress or not console.is_terminal:
+        return LocalRuntime(settings)
+    status = console.status("working…")
+    ctx.obj.spinner = status
+    return LocalRuntime(settings, progress=lambda text: status.update(text))
+
+
+def _spinner(ctx: typer.Context) -> object:
+    return getattr(ctx.obj, "spinner", None) or nullcontext()
+
+
+def _report(actions: list[str], nothing: str) -> None:
+    for line in actions:
+        info(f"  • {line}")
+    if not actions:
+        info(nothing)
+
+
+def up(
+    ctx: typer.Context,
+    mode: Mode | None = typer.Option(None, "--mode", help="standalone, ha (with a hot standby) or cluster (Citus). Default: the stack's current mode, else ha."),
+    workers: int | None = typer.Option(None, "--workers", min=0, max=64, help="Citus workers (cluster mode)."),
+    standby: bool | None = typer.Option(None, "--standby/--no-standby", help="Add a hot standby (implied by ha)."),
+    backend: str = typer.Option("local", "--backend", help="local (this machine) or docker (Docker Compose)."),
+) -> None:
+    """Set up and start the stack (idempotent: starts only what is not running)."""
+    if backend == "docker":
+        _docker_up(ctx)
+        return
+    if backend != "local":
+        raise InvalidParameterError(f"--backend must be local or docker, not {backend!r}")
+    runtime = _runtime(ctx, progress=True)
+    with _spinner(ctx):  # type: ignore[attr-defined]
+        actions = runtime.up(mode=mode.value if mode else None, workers=workers, standby=standby)
+    name = runtime.settings.compose_project_name
+    if not actions:
+        info(f"ExaPG stack '{name}' is already up: nothing to do.")
+    else:
+        info(f"ExaPG stack '{name}' is up:")
+        _report(actions, "")
+    _print_status(runtime.status(), as_json=False)
+    _print_connect(runtime)
+
+
+def _docker_up(ctx: typer.Context) -> None:
+    try:
+        from exapg.runtime.docker import compose_up  # type: ignore[attr-defined]
+    except ImportError:
+        raise MissingDependencyError("the docker backend is not available in this build") from None
+    compose_up(ctx.obj.settings)
+
+
+def _print_connect(runtime: LocalRuntime) -> None:
+    s = runtime.settings
+    psql = shutil.which("psql") or str(runtime.binaries("psql"))
+    info("\nConnect:")
+    info(f"  PGPASSFILE={runtime.passfile} {psql} -h 127.0.0.1 -p {s.coordinator_port} -U {s.postgres_user} {s.postgres_db}")
+    info(f"  via pgBouncer: PGPASSFILE={runtime.passfile} {psql} -h 127.0.0.1 -p {s.pgbouncer_port} -U {s.postgres_user} {s.postgres_db}")
+    info("  or simply: exapg sql    (credentials: exapg credentials)")
+
+
+def stop(ctx: typer.Context) -> None:
+    """Stop every service gracefully; data is kept."""
+    runtime = _runtime(ctx, progress=True)
+    with _spinner(ctx):  # type: ignore[attr-defined]
+        actions = runtime.stop()
+    _report(actions, "nothing was running")
+
+
+def restart(ctx: typer.Context) -> None:
+    """Stop, then start the stack again in its current mode."""
+    runtime = _runtime(ctx, progress=True)
+    with _spinner(ctx):  # type: ignore[attr-defined]
+        actions = runtime.stop() + runtime.up()
+    _report(actions, "nothing to do")
+    _print_status(runtime.status(), as_json=False)
+
+
+def down(
+    ctx: typer.Context,
+    volumes: bool = typer.Option(False, "--volumes", "-v", help="Also delete every data directory, secrets and logs."),
+) -> None:
+    """Stop the stack and remove generated files; only --volumes deletes data."""
+    runtime = _runtime(ctx, progress=True)
+    with _spinner(ctx):  # type: ignore[attr-defined]
+        actions = runtime.down(volumes=volumes)
+    _report(actions, f"no stack in {runtime.root}: nothing to do")
+
+
+def _print_status(statuses: list[ServiceStatus], as_json: bool) -> None:
+    rows = [s.to_dict() for s in statuses]
+    if as_json:
+        print_json(rows)
+    else:
+        print_table(rows, STATUS_COLUMNS)
+
+
+def status(
+    ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="JSON output.")
+) -> None:
+    """Every service with its port, pid, state and health."""
+    _print_status(_runtime(ctx).status(), as_json)
+
+
+def health(
+    ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="JSON output.")
+) -> None:
+    """Exit 0 only when every service passes its health check (pg_isready or HTTP GET)."""
+    statuses = _runtime(ctx).status()
+    failing = [s for s in statuses if not s.healthy]
+    if as_json:
+        print_json({"healthy": not failing, "services": [s.to_dict() for s in statuses]})
+    elif failing:
+        for s in failing:
+            error(f"{s.name} is unhealthy: {s.state}, {s.detail}")
+    else:
+        info(f"[green]healthy[/]: {len(statuses)} services pass their checks")
+    if failing:
+        raise typer.Exit(int(ExitCode.ERROR))
+
+
+def parse_since(text: str) -> float:
+    """'90s', '15m', '1h', '2d' before now, or an ISO date/time, as a UNIX timestamp."""
+    from datetime import UTC, datetime
+
+    unit = text[-1:].lower()
+    if unit in SINCE_UNITS and text[:-1].replace(".", "", 1).isdigit():
+        return time.time() - float(text[:-1]) * SINCE_UNITS[unit]
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidParameterError(f"--since {text!r}: use a duration (30m, 1h, 2d) or an ISO time") from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
+def logs(
+    ctx: typer.Context,
+    service: str | None = typer.Argument(None, help="Service name (default: all)."),
+    follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new lines."),
+    since: str | None = typer.Option(None, "--since", help="Only lines newer than this (30m, 1h, ISO time)."),
+    timestamps: bool = typer.Option(False, "--timestamps", "-t", help="Prefix every line with its time."),
+) -> None:
+    """Print service logs, merged in time order."""
+    cutoff = parse_since(since) if since else None
+    try:
+        for line in _runtime(ctx).logs(service, follow, cutoff, timestamps):
+            typer.echo(line)
+    except KeyboardInterrupt:
+        return
+
+
+def sql(
+    ctx: typer.Context,
+    service: str = typer.Argument("coordinator", help="Node (coordinator, standby, workerN) or pgbouncer."),
+    command: str | None = typer.Option(None, "--command", "-c", help="Run this SQL and exit."),
+) -> None:
+    """Open psql on a node (or run one command with -c), authenticated from the stack's secrets."""
+    runtime = _runtime(ctx)
+    pooled = service == "pgbouncer"
+    dsn = runtime.dsn("coordinator" if pooled else service, pooled=pooled)
+    argv = [str(runtime.binaries("psql")), "-h", dsn.host, "-p", str(dsn.port), "-U", dsn.user,
+            "-d", dsn.dbname, "-v", "ON_ERROR_STOP=1"]
+    if command is not None:
+        argv += ["-c", command]
+    env = {**os.environ, "PGPASSFILE": str(runtime.passfile), "PGCONNECT_TIMEOUT": "5"}
+    os.execve(argv[0], argv, env)
+
+
+def credentials(
+    ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="JSON output.")
+) -> None:
+    """Show how to log in: users, passwords, connection URLs."""
+    runtime = _runtime(ctx)
+    s, secrets = runtime.settings, runtime.secrets
+    data = {
+        "database": s.postgres_db,
+        "user": s.postgres_user,
+        "password": secrets.postgres_password,
+        "coordinator_url": runtime.dsn().url(hide_password=False),
+        "pgbouncer_url": runtime.dsn(pooled=True).url(hide_password=False),
+        "passfile": str(runtime.passfile),
+        "management_url": f"http://127.0.0.1:{s.mgmt_backend_port}/",
+        "management_user": "admin",
+        "management_password": secrets.admin_password,
+    }
+    print_json(data) if as_json else print_mapping(data, title="ExaPG credentials (keep them secret)")
+
+
+def scale(
+    ctx: typer.Context,
+    workers: int = typer.Option(..., "--workers", min=0, max=64, help="Number of Citus workers."),
+) -> None:
+    """Change the number of Citus workers (cluster mode)."""
+    runtime = _runtime(ctx, progress=True)
+    with _spinner(ctx):  # type: ignore[attr-defined]
+        actions = runtime.scale(workers)
+    _report(actions, "nothing to do")
+
+
+def register(app: typer.Typer) -> None:
+    for command in (up, stop, restart, down, status, health, logs, sql, credentials, scale):
+        app.command()(command)

@@ -1,0 +1,1 @@
+"""Cluster shape (coordinator, workers, standbys) and what can be learnt about it."""

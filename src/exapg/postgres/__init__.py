@@ -1,0 +1,1 @@
+"""Thin, typed drivers around the PostgreSQL binaries and connections."""

@@ -1,0 +1,57 @@
+"""Connections (psycopg 3) with a timeout on everything."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import psycopg
+from psycopg import sql
+
+from exapg.errors import ExaPGError
+
+CONNECT_TIMEOUT = 5
+STATEMENT_TIMEOUT_MS = 30_000
+
+
+@dataclass(frozen=True)
+class Dsn:
+    host: str
+    port: int
+    dbname: str
+    user: str
+    password: str
+
+    def kwargs(self, **extra: object) -> dict[str, object]:
+        return {
+            "host": self.host,
+            "port": self.port,
+            "dbname": self.dbname,
+            "user": self.user,
+            "password": self.password,
+            "connect_timeout": CONNECT_TIMEOUT,
+            "application_name": "exapg",
+            **extra,
+        }
+
+    def url(self, *, hide_password: bool = True) -> str:
+        password = "****" if hide_password else self.password
+        return f"postgresql://{self.user}:{password}@{self.host}:{self.port}/{self.dbname}"
+
+
+def connect(
+    dsn: Dsn, *, statement_timeout_ms: int = STATEMENT_TIMEOUT_MS, autocommit: bool = True
+) -> psycopg.Connection:
+    """Open a connection or raise ExaPGError with one line saying which server failed."""
+    try:
+        return psycopg.connect(
+            autocommit=autocommit,
+            options=f"-c statement_timeout={statement_timeout_ms}",
+            **dsn.kwargs(),  # type: ignore[arg-type]
+        )
+    except psycopg.OperationalError as exc:
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else "connection failed"
+        raise ExaPGError(f"cannot connect to {dsn.host}:{dsn.port}/{dsn.dbname}: {reason}") from exc
+
+
+def ident(name: str) -> sql.Identifier:
+    return sql.Identifier(name)

@@ -1,0 +1,204 @@
+"""One PostgreSQL server (data directory): initdb, pg_ctl, pg_isready, pg_basebackup.
+
+The server is tracked through its `postmaster.pid`, never by staying its parent, so a
+later CLI invocation sees the same server state as the one that started it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from enum import IntEnum
+from pathlib import Path
+
+from exapg.errors import CommandError, OperationTimeoutError
+from exapg.postgres.binaries import PgBinaries
+from exapg.proc import ServiceUser, run
+
+
+class PgIsReady(IntEnum):
+    """Exit codes of pg_isready."""
+
+    ACCEPTING = 0
+    REJECTING = 1
+    NO_RESPONSE = 2
+    NO_ATTEMPT = 3
+
+
+@dataclass(frozen=True)
+class PidFile:
+    """The lines of postmaster.pid that matter (see PostgreSQL's pidfile.h)."""
+
+    pid: int
+    port: int | None
+    status: str  # "starting", "stopping", "ready" or "standby"
+
+
+def read_pidfile(datadir: Path) -> PidFile | None:
+    """The live postmaster of `datadir`, or None (absent, stale or unreadable pidfile)."""
+    try:
+        lines = (datadir / "postmaster.pid").read_text(encoding="utf-8").splitlines()
+        pid = int(lines[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    if not _alive(pid):
+        return None
+    port = int(lines[3]) if len(lines) > 3 and lines[3].strip().isdigit() else None
+    status = lines[7].strip() if len(lines) > 7 else "ready"
+    return PidFile(pid, port, status)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        comm = Path(f"/proc/{pid}/comm").read_text(encoding="utf-8").strip()
+    except OSError:
+        return False
+    return comm in ("postgres", "postmaster")
+
+
+def pg_isready(
+    binaries: PgBinaries, host: str, port: int, *, user: str = "postgres",
+    dbname: str = "postgres", timeout: int = 3,
+) -> PgIsReady:
+    """pg_isready's answer as an enum (its exit code; its text is never parsed)."""
+    try:
+        run(
+            [binaries("pg_isready"), "-h", host, "-p", str(port), "-U", user, "-d", dbname,
+             "-t", str(timeout)],
+            timeout=timeout + 5,
+            what="pg_isready",
+        )
+    except CommandError as exc:
+        known = {member.value for member in PgIsReady}
+        return PgIsReady(exc.returncode if exc.returncode in known else PgIsReady.NO_RESPONSE)
+    return PgIsReady.ACCEPTING
+
+
+@dataclass
+class PostgresServer:
+    datadir: Path
+    port: int
+    binaries: PgBinaries
+    user: ServiceUser
+    socket_dir: Path
+    logfile: Path
+
+    # -- facts -------------------------------------------------------------
+    @property
+    def initialized(self) -> bool:
+        return (self.datadir / "PG_VERSION").is_file()
+
+    def pidfile(self) -> PidFile | None:
+        return read_pidfile(self.datadir)
+
+    def isready(self, host: str = "127.0.0.1", timeout: int = 3) -> PgIsReady:
+        return pg_isready(self.binaries, host, self.port, timeout=timeout)
+
+    def in_recovery(self) -> bool:
+        return (self.datadir / "standby.signal").exists()
+
+    # -- actions -----------------------------------------------------------
+    def initdb(self, superuser: str, pwfile: Path, timeout: float = 120) -> None:
+        """Initialize into a temporary directory, then rename: an interrupted initdb
+        leaves no half-made data directory behind to be mistaken for a real one."""
+        tmp = self._scratch("initdb")
+        run(
+            [
+                self.binaries("initdb"),
+                "-D", tmp,
+                "-U", superuser,
+                "--pwfile", pwfile,
+                "--auth-local=scram-sha-256",
+                "--auth-host=scram-sha-256",
+                "--encoding=UTF8",
+                "--locale=C.UTF-8",
+                "--data-checksums",
+            ],
+            timeout=timeout,
+            user=self.user,
+            what="initdb",
+        )
+        os.replace(tmp, self.datadir)
+
+    def basebackup(
+        self, *, host: str, port: int, user: str, slot: str, passfile: Path, timeout: float
+    ) -> None:
+        """Clone a primary with pg_basebackup (WAL streamed, through `slot`)."""
+        tmp = self._scratch("basebackup")
+        run(
+            [
+                self.binaries("pg_basebackup"),
+                "-D", tmp,
+                "-h", host,
+                "-p", str(port),
+                "-U", user,
+                "-X", "stream",
+                "-S", slot,
+                "-c", "fast",
+                "-w",
+            ],
+            timeout=timeout,
+            user=self.user,
+            env={"PGPASSFILE": str(passfile), "PGCONNECT_TIMEOUT": "5"},
+            what=f"pg_basebackup from {host}:{port}",
+        )
+        os.replace(tmp, self.datadir)
+
+    def start(self, timeout: float) -> None:
+        run(
+            [
+                self.binaries("pg_ctl"), "start",
+                "-D", self.datadir,
+                "-l", self.logfile,
+                "-w", "-t", str(int(timeout)),
+                "-o", f"-p {self.port} -k {self.socket_dir}",
+            ],
+            timeout=timeout + 10,
+            user=self.user,
+            what=f"pg_ctl start ({self.datadir.name})",
+        )
+
+    def stop(self, timeout: float = 60, mode: str = "fast") -> bool:
+        """Stop the server if it runs; True when it was running."""
+        if self.pidfile() is None:
+            return False
+        try:
+            run(
+                [self.binaries("pg_ctl"), "stop", "-D", self.datadir, "-m", mode, "-w",
+                 "-t", str(int(timeout))],
+                timeout=timeout + 10,
+                user=self.user,
+                what=f"pg_ctl stop ({self.datadir.name})",
+            )
+        except CommandError:
+            if self.pidfile() is not None:
+                raise
+        return True
+
+    def promote(self, timeout: float = 60) -> None:
+        run(
+            [self.binaries("pg_ctl"), "promote", "-D", self.datadir, "-w", "-t", str(int(timeout))],
+            timeout=timeout + 10,
+            user=self.user,
+            what="pg_ctl promote",
+        )
+
+    def wait_ready(self, timeout: float, host: str = "127.0.0.1") -> None:
+        deadline = time.monotonic() + timeout
+        while self.isready(host, timeout=2) != PgIsReady.ACCEPTING:
+            if time.monotonic() > deadline:
+                raise OperationTimeoutError(
+                    f"{self.datadir.name} on port {self.port} not ready after {timeout:.0f}s: "
+                    f"see {self.logfile}"
+                )
+            time.sleep(0.1)
+
+    def _scratch(self, kind: str) -> Path:
+        """A fresh temporary directory beside the data directory, owned by the service user."""
+        tmp = self.datadir.with_name(f".{self.datadir.name}.{kind}-incomplete")
+        if tmp.exists():
+            shutil.rmtree(tmp)  # left by an interrupted run: never held user data
+        self.user.make_dir(tmp, 0o700)
+        return tmp

@@ -1,0 +1,1 @@
+"""Runtimes: where and how the stack's services run (local processes or Docker Compose)."""

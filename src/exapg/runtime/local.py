@@ -1,0 +1,524 @@
+"""The local runtime: the whole stack on this machine, no Docker.
+
+PostgreSQL nodes are driven with pg_ctl and tracked through their pidfiles; every other
+long-running daemon runs under the stack's own supervisord. Everything a stack owns
+lives in its state directory:
+
+    state.json  secrets.json  pgpass  .lock
+    data/<node>/          PostgreSQL data directories (removed only by `down --volumes`)
+    conf/                 generated configuration (supervisord, pgBouncer)
+    run/                  sockets and pidfiles
+    logs/                 one log per service
+
+Every step of `up` is idempotent, so an interrupted `up` is finished by the next one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import stat
+import time
+from collections.abc import Callable, Iterator
+from functools import cached_property
+from pathlib import Path
+
+import httpx
+import psycopg
+from psycopg import sql
+
+from exapg import secrets as secret_store
+from exapg import state as state_file
+from exapg.cluster.topology import Mode, Node, Topology
+from exapg.errors import (
+    CommandError,
+    ConfigurationError,
+    ExaPGError,
+    MissingDependencyError,
+    OperationTimeoutError,
+)
+from exapg.postgres import conf as pgconf
+from exapg.postgres.binaries import PgBinaries, find_binaries
+from exapg.postgres.conn import Dsn, connect
+from exapg.postgres.ctl import PgIsReady, PostgresServer, pg_isready
+from exapg.proc import ServiceUser, run
+from exapg.runtime import logs as logfiles
+from exapg.runtime import pgbouncer
+from exapg.runtime.base import Program
+from exapg.runtime.supervisor import ProcessInfo, Supervisor
+from exapg.secrets import REPLICATION_USER, Secrets
+from exapg.settings import Settings
+from exapg.state import StackState
+from exapg.status import Role, ServiceState, ServiceStatus
+
+Progress = Callable[[str], None]
+SUPERVISOR_STATES = {
+    "RUNNING": ServiceState.RUNNING,
+    "STARTING": ServiceState.STARTING,
+    "BACKOFF": ServiceState.STARTING,
+    "STOPPING": ServiceState.STOPPED,
+    "STOPPED": ServiceState.STOPPED,
+    "EXITED": ServiceState.STOPPED,
+    "FATAL": ServiceState.FAILED,
+}
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+class LocalRuntime:
+    def __init__(self, settings: Settings, progress: Progress = _quiet) -> None:
+        self.settings = settings
+        self.progress = progress
+        self.root = settings.state_dir
+        self.conf_dir = self.root / "conf"
+        self.run_dir = self.root / "run"
+        self.log_dir = self.root / "logs"
+        self.state_path = self.root / "state.json"
+        self.secrets_path = self.root / "secrets.json"
+        self.passfile = self.root / "pgpass"
+        self.password_file = self.run_dir / "postgres.password"  # for supervised programs
+
+    # -- resolved lazily: a missing dependency only fails the commands that need it --------
+    @cached_property
+    def user(self) -> ServiceUser:
+        return ServiceUser.resolve(self.settings.service_user)
+
+    @cached_property
+    def binaries(self) -> PgBinaries:
+        return find_binaries(self.settings.pg_bindir)
+
+    @cached_property
+    def supervisor(self) -> Supervisor:
+        return Supervisor(self.conf_dir, self.run_dir, self.log_dir, self.user)
+
+    def state(self) -> StackState | None:
+        return state_file.load(self.state_path)
+
+    def require_state(self) -> StackState:
+        current = self.state()
+        if current is None:
+            raise ExaPGError(
+                f"no ExaPG stack '{self.settings.compose_project_name}' has been set up "
+                f"(state dir {self.root}): run 'exapg up' first"
+            )
+        return current
+
+    @property
+    def topology(self) -> Topology:
+        current = self.require_state()
+        return Topology.build(self.settings, current.mode, current.workers, current.standby)
+
+    @cached_property
+    def secrets(self) -> Secrets:
+        stored = secret_store.read_secrets(self.secrets_path)
+        if stored is None:
+            raise ExaPGError(f"no secrets in {self.root}: run 'exapg up' first")
+        return secret_store.load_or_create(self.secrets_path, self.settings, self.user)
+
+    def dsn(self, node: str = "coordinator", *, pooled: bool = False) -> Dsn:
+        port = self.settings.pgbouncer_port if pooled else self.topology.node(node).port
+        return Dsn("127.0.0.1", port, self.settings.postgres_db, self.settings.postgres_user,
+                   self.secrets.postgres_password)
+
+    def server(self, node: Node) -> PostgresServer:
+        return PostgresServer(
+            datadir=node.datadir, port=node.port, binaries=self.binaries, user=self.user,
+            socket_dir=self.run_dir, logfile=self.log_dir / f"{node.name}.log",
+        )
+
+    # -- up ---------------------------------------------------------------------------------
+    def up(
+        self, mode: str | None = None, workers: int | None = None, standby: bool | None = None
+    ) -> list[str]:
+        """Bring the stack to its desired state; returns what was done (empty: nothing to do)."""
+        previous = self.state()
+        desired = self._desired_state(previous, mode, workers, standby)
+        topology = Topology.build(self.settings, desired.mode, desired.workers, desired.standby)
+        self._preflight(desired)
+        self._prepare_dirs()
+        with state_file.locked(self.root / ".lock"):
+            state_file.save(self.state_path, desired, self.user)
+            self.__dict__.pop("secrets", None)
+            secrets = secret_store.load_or_create(self.secrets_path, self.settings, self.user)
+            self.user.write_file(self.passfile, secret_store.pgpass(secrets, self.settings.postgres_user))
+            self.user.write_file(self.password_file, secrets.postgres_password, 0o600)
+            actions: list[str] = []
+            coordinator = topology.coordinator
+            actions += self._ensure_node(coordinator, topology, secrets)
+            actions += self._bootstrap(coordinator, topology, secrets)
+            for node in topology.nodes[1:]:
+                actions += self._ensure_node(node, topology, secrets)
+            actions += self._ensure_programs(topology, secrets)
+        return actions
+
+    def _desired_state(
+        self, previous: StackState | None, mode: str | None, workers: int | None,
+        standby: bool | None,
+    ) -> StackState:
+        chosen = Mode(mode) if mode else (previous.mode if previous else Mode.HA)
+        count = workers if workers is not None else (previous.workers if previous else 2)
+        if chosen != Mode.CLUSTER:
+            count = 0
+        if standby is None:
+            standby = chosen == Mode.HA or bool(previous and previous.standby and chosen == previous.mode)
+        if previous and (previous.mode, previous.workers, previous.standby) == (chosen, count, standby):
+            return previous
+        return StackState.new(self.settings.compose_project_name, chosen, count, standby)
+
+    def _preflight(self, desired: StackState) -> None:
+        """Fail before touching anything: binaries, Citus, the service user, free ports."""
+        self.binaries.major_version  # noqa: B018 - resolves and checks the binaries
+        pgbouncer.binary()
+        if desired.mode == Mode.CLUSTER and not self.binaries.has_extension("citus"):
+            raise MissingDependencyError(
+                "cluster mode needs the citus extension for PostgreSQL "
+                f"{self.binaries.major_version}, which is not installed: install Citus "
+                "(package postgresql-15-citus-12.1 from Citus's repository, or build it), "
+                "or use --mode standalone|ha"
+            )
+        self.user  # noqa: B018
+        self._check_state_dir()
+
+    def _check_state_dir(self) -> None:
+        existing = next(p for p in [self.root, *self.root.parents] if p.exists())
+        if not os.access(existing, os.W_OK):
+            raise ConfigurationError(
+                f"state directory {self.root} is not writable ({existing} is not): "
+                "set EXAPG_STATE_DIR to a writable directory"
+            )
+        blocked = _untraversable(self.root, self.user)
+        if blocked is not None:
+            raise ConfigurationError(
+                f"the service user {self.user.name!r} cannot reach {self.root} ({blocked} denies it): "
+                "set EXAPG_STATE_DIR to a directory it can reach, such as /var/lib/exapg"
+            )
+
+    def _prepare_dirs(self) -> None:
+        try:
+            for path, mode in [(self.root, 0o700), (self.root / "data", 0o700),
+                               (self.conf_dir, 0o700), (self.run_dir, 0o700),
+                               (self.log_dir, 0o750)]:
+                self.user.make_dir(path, mode)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot create the state directory {self.root}: {exc.strerror}; "
+                "set EXAPG_STATE_DIR to a writable directory"
+            ) from None
+
+    # -- PostgreSQL nodes ----------------------------------------------------------------------
+    def _ensure_node(self, node: Node, topology: Topology, secrets: Secrets) -> list[str]:
+        server = self.server(node)
+        actions = []
+        if not server.initialized:
+            self.progress(f"{node.name}: creating the data directory")
+            self._create(node, server, topology, secrets)
+            actions.append(f"{node.name}: data directory created")
+        changed = self._write_node_conf(node, server, topology)
+        if server.pidfile() is not None:
+            if changed:
+                self._reload(server)
+                actions.append(f"{node.name}: configuration reloaded")
+            return actions
+        self._check_port(node.port, node.name)
+        self.progress(f"{node.name}: starting on port {node.port}")
+        server.start(self.settings.start_timeout)
+        server.wait_ready(self.settings.start_timeout)
+        return [*actions, f"{node.name}: started on port {node.port}"]
+
+    def _create(self, node: Node, server: PostgresServer, topology: Topology, secrets: Secrets) -> None:
+        if not node.is_standby:
+            pwfile = self.root / ".initdb-pw"
+            self.user.write_file(pwfile, secrets.postgres_password + "\n", 0o600)
+            try:
+                server.initdb(self.settings.postgres_user, pwfile)
+            finally:
+                pwfile.unlink(missing_ok=True)
+            return
+        primary = topology.node(node.primary or "coordinator")
+        try:
+            server.basebackup(
+                host="127.0.0.1", port=primary.port, user=REPLICATION_USER, slot=node.slot or "",
+                passfile=self.passfile, timeout=max(600.0, self.settings.start_timeout),
+            )
+        except CommandError as exc:
+            raise ExaPGError(
+                f"{node.name}: cannot clone {primary.name} at 127.0.0.1:{primary.port} "
+                f"({exc}): check that {primary.name} runs ('exapg status')"
+            ) from None
+
+    def _write_node_conf(self, node: Node, server: PostgresServer, topology: Topology) -> bool:
+        """Render exapg.conf and pg_hba.conf; True when either changed."""
+        params = pgconf.node_settings(
+            port=node.port, listen=self.settings.listen_address, socket_dir=self.run_dir,
+            name=f"{self.settings.compose_project_name}/{node.name}",
+        )
+        params.update(pgconf.analytics_tuning(self._node_resources(topology)))
+        if node.is_standby:
+            primary = topology.node(node.primary or "coordinator")
+            params["primary_conninfo"] = (
+                f"host=127.0.0.1 port={primary.port} user={REPLICATION_USER} "
+                f"passfile={self.passfile} application_name={node.name} connect_timeout=5"
+            )
+            params["primary_slot_name"] = node.slot or ""
+            self._touch(node.datadir / "standby.signal")
+        changed = self._write_if_changed(
+            node.datadir / "exapg.conf", pgconf.render(params, f"ExaPG node {node.name}")
+        )
+        changed |= self._write_if_changed(node.datadir / "pg_hba.conf", pgconf.render_hba(REPLICATION_USER))
+        pgconf.ensure_include(node.datadir / "postgresql.conf")
+        return changed
+
+    def _node_resources(self, topology: Topology) -> pgconf.Resources:
+        """This machine's (or EXAPG_MEMORY_LIMIT's) memory, shared by the stack's nodes."""
+        machine = pgconf.machine_resources()
+        memory = self.settings.memory_limit or machine.memory
+        cpus = self.settings.cpu_limit or machine.cpus
+        return pgconf.Resources(memory // len(topology.nodes), cpus)
+
+    def _write_if_changed(self, path: Path, text: str) -> bool:
+        if path.exists() and path.read_text(encoding="utf-8") == text:
+            return False
+        self.user.write_file(path, text, 0o600)
+        return True
+
+    def _touch(self, path: Path) -> None:
+        if not path.exists():
+            self.user.write_file(path, "", 0o600)
+
+    def _reload(self, server: PostgresServer) -> None:
+        run([self.binaries("pg_ctl"), "reload", "-D", server.datadir], timeout=30, user=self.user)
+
+    def _check_port(self, port: int, service: str) -> None:
+        if not port_free(self.settings.listen_address, port):
+            raise ConfigurationError(
+                f"port {port} for {service} is already in use by another process: free it or "
+                f"choose another port in the settings (exapg config show)"
+            )
+
+    def _bootstrap(self, node: Node, topology: Topology, secrets: Secrets) -> list[str]:
+        """Idempotent SQL: database, replication role and slots, extensions."""
+        actions = []
+        admin = Dsn("127.0.0.1", node.port, "postgres", self.settings.postgres_user,
+                    secrets.postgres_password)
+        with connect(admin) as conn:
+            db = self.settings.postgres_db
+            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db,)).fetchone():
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db)))
+                actions.append(f"database {db} created")
+            _ensure_replication_role(conn, secrets.replication_password)
+            for standby in topology.standbys:
+                conn.execute(
+                    "SELECT pg_create_physical_replication_slot(%s) WHERE NOT EXISTS "
+                    "(SELECT 1 FROM pg_replication_slots WHERE slot_name = %s)",
+                    (standby.slot, standby.slot),
+                )
+        with connect(self.dsn_for(node, secrets)) as conn:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        return actions
+
+    def dsn_for(self, node: Node, secrets: Secrets) -> Dsn:
+        return Dsn("127.0.0.1", node.port, self.settings.postgres_db, self.settings.postgres_user,
+                   secrets.postgres_password)
+
+    # -- supervised programs -----------------------------------------------------------------
+    def programs(self, topology: Topology, secrets: Secrets) -> list[Program]:
+        """Every supervised daemon of this topology, in start order."""
+        return [self._pgbouncer_program(topology, secrets)]
+
+    def _pgbouncer_program(self, topology: Topology, secrets: Secrets) -> Program:
+        ini = self.conf_dir / "pgbouncer.ini"
+        userlist = self.conf_dir / "userlist.txt"
+        with connect(self.dsn_for(topology.coordinator, secrets)) as conn:
+            secret = pgbouncer.scram_secret(conn, self.settings.postgres_user)
+        self._write_if_changed(userlist, pgbouncer.render_userlist(self.settings.postgres_user, secret))
+        self._write_if_changed(ini, pgbouncer.render_ini(
+            self.settings, coordinator_port=topology.coordinator.port, auth_file=userlist,
+            socket_dir=self.run_dir,
+        ))
+        return pgbouncer.program(ini, self.settings.pgbouncer_port)
+
+    def _ensure_programs(self, topology: Topology, secrets: Secrets) -> list[str]:
+        programs = self.programs(topology, secrets)
+        identifier = f"exapg-{self.settings.compose_project_name}"
+        changed = self.supervisor.write(programs, identifier)
+        actions = []
+        if not self.supervisor.running():
+            for program in programs:
+                if program.port:
+                    self._check_port(program.port, program.name)
+            self.progress("starting the process supervisor")
+            self.supervisor.start()
+            actions += [f"{p.name}: started" + (f" on port {p.port}" if p.port else "") for p in programs]
+        elif changed:
+            actions += [f"{name}: (re)started with new configuration" for name in self.supervisor.apply()]
+        for name, info in self.supervisor.processes().items():
+            if SUPERVISOR_STATES.get(info.state) in (ServiceState.STOPPED, ServiceState.FAILED):
+                self.supervisor.start_process(name)
+                actions.append(f"{name}: was {info.state.lower()}, started again")
+        self._wait_programs(programs)
+        return actions
+
+    def _wait_programs(self, programs: list[Program]) -> None:
+        deadline = time.monotonic() + self.settings.start_timeout
+        for program in programs:
+            while not (self._program_healthy(program) and self._supervised_running(program.name)):
+                if time.monotonic() > deadline:
+                    raise OperationTimeoutError(
+                        f"{program.name} is not healthy after {self.settings.start_timeout:.0f}s: "
+                        f"see {self.log_dir / (program.name + '.log')}"
+                    )
+                time.sleep(0.05)
+
+    def _supervised_running(self, name: str) -> bool:
+        info = self.supervisor.processes().get(name)
+        return info is not None and info.state == "RUNNING"
+
+    def _program_healthy(self, program: Program) -> bool:
+        if program.health_url:
+            return _http_ok(program.health_url)
+        if program.port:
+            answer = pg_isready(self.binaries, "127.0.0.1", program.port, timeout=2,
+                                user=self.settings.postgres_user, dbname=self.settings.postgres_db)
+            return answer == PgIsReady.ACCEPTING
+        return True
+
+    # -- stop / down ---------------------------------------------------------------------------
+    def stop(self) -> list[str]:
+        """Stop every service gracefully; data and configuration are kept."""
+        topology = self.topology
+        actions = []
+        with state_file.locked(self.root / ".lock"):
+            if self.supervisor.shutdown():
+                actions.append("supervised services stopped")
+            primaries = [n for n in topology.nodes if not n.is_standby]
+            for node in [*primaries, *topology.standbys]:
+                self.progress(f"{node.name}: stopping")
+                if self.server(node).stop(timeout=self.settings.start_timeout):
+                    actions.append(f"{node.name}: stopped")
+        return actions
+
+    def down(self, volumes: bool = False) -> list[str]:
+        """Stop, remove generated files; with volumes=True also every data directory."""
+        if not self.root.exists():
+            return []
+        actions = self.stop() if self.state() is not None else []
+        if volumes:
+            shutil.rmtree(self.root)
+            return [*actions, f"removed {self.root} (data, secrets, logs)"]
+        for path in (self.conf_dir, self.run_dir):
+            shutil.rmtree(path, ignore_errors=True)
+        return [*actions, "generated configuration removed; data kept in " + str(self.root / "data")]
+
+    # -- status ----------------------------------------------------------------------------------
+    def status(self) -> list[ServiceStatus]:
+        topology = self.topology
+        result = [self._node_status(node) for node in topology.nodes]
+        infos = self.supervisor.processes()
+        for program in self._known_programs(topology):
+            result.append(self._program_status(program, infos.get(program.name)))
+        return result
+
+    def _known_programs(self, topology: Topology) -> list[Program]:
+        """The programs as configured, without touching any database (status must be cheap)."""
+        try:
+            return self.programs_from_config(topology)
+        except ExaPGError:
+            return []
+
+    def programs_from_config(self, topology: Topology) -> list[Program]:
+        ini = self.conf_dir / "pgbouncer.ini"
+        return [pgbouncer.program(ini, self.settings.pgbouncer_port)]
+
+    def _node_status(self, node: Node) -> ServiceStatus:
+        server = self.server(node)
+        pid = server.pidfile()
+        if pid is None:
+            detail = "not initialized" if not server.initialized else "not running"
+            return ServiceStatus(node.name, node.role, node.port, None, ServiceState.STOPPED, False, detail)
+        ready = server.isready(timeout=2)
+        state = ServiceState.RUNNING if pid.status in ("ready", "standby") else ServiceState.STARTING
+        detail = f"hot standby of {node.primary}" if node.is_standby else "primary"
+        if ready != PgIsReady.ACCEPTING:
+            detail = f"pg_isready: {ready.name.lower().replace('_', ' ')}"
+        return ServiceStatus(node.name, node.role, node.port, pid.pid, state,
+                             ready == PgIsReady.ACCEPTING, detail)
+
+    def _program_status(self, program: Program, info: ProcessInfo | None) -> ServiceStatus:
+        if info is None:
+            return ServiceStatus(program.name, program.role, program.port, None,
+                                 ServiceState.STOPPED, False, "not running")
+        state = SUPERVISOR_STATES.get(info.state, ServiceState.UNKNOWN)
+        healthy = state == ServiceState.RUNNING and self._program_healthy(program)
+        return ServiceStatus(program.name, program.role, program.port, info.pid, state, healthy,
+                             info.description)
+
+    # -- logs ------------------------------------------------------------------------------------
+    def log_files(self) -> dict[str, Path]:
+        return logfiles.service_logs(self.log_dir)
+
+    def logs(
+        self, service: str | None, follow: bool, since: float | None, timestamps: bool
+    ) -> Iterator[str]:
+        files = self.log_files()
+        if service is not None:
+            if service not in files:
+                names = ", ".join(sorted(files)) or "none yet"
+                raise ExaPGError(f"no logs for service {service!r} (services with logs: {names})")
+            files = {service: files[service]}
+        return logfiles.read(files, follow=follow, since=since, timestamps=timestamps)
+
+    def scale(self, workers: int) -> list[str]:
+        current = self.require_state()
+        if current.mode != Mode.CLUSTER:
+            raise ExaPGError("scaling workers needs a cluster-mode stack: exapg up --mode cluster")
+        return self.up(mode=str(Mode.CLUSTER), workers=workers)
+
+
+def _ensure_replication_role(conn: psycopg.Connection, password: str) -> None:
+    exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (REPLICATION_USER,)).fetchone()
+    verb = "ALTER" if exists else "CREATE"
+    conn.execute(
+        sql.SQL("{} ROLE {} WITH LOGIN REPLICATION PASSWORD {}").format(
+            sql.SQL(verb), sql.Identifier(REPLICATION_USER), sql.Literal(password)
+        )
+    )
+
+
+def port_free(host: str, port: int) -> bool:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host if host not in ("*", "") else "0.0.0.0", port))  # noqa: S104
+        except OSError:
+            return False
+    return True
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _untraversable(path: Path, user: ServiceUser) -> Path | None:
+    """The first existing ancestor of `path` that `user` may not enter, if any."""
+    if not user.switch:
+        return None
+    for parent in reversed(path.parents):
+        if not parent.exists():
+            break
+        st = parent.stat()
+        if st.st_uid == user.uid:
+            bit = stat.S_IXUSR
+        elif st.st_gid == user.gid:
+            bit = stat.S_IXGRP
+        else:
+            bit = stat.S_IXOTH
+        if not st.st_mode & bit:
+            return parent
+    return None

@@ -1,0 +1,85 @@
+"""Secrets of a local stack: generated once, kept in a 0600 file in the state directory.
+
+A value given in the environment (POSTGRES_PASSWORD, API_SECRET_KEY, EXAPG_ADMIN_PASSWORD,
+or their *_FILE forms) wins over the stored one; everything else is generated with
+`secrets.token_urlsafe` the first time a stack is set up and reused afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets as random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from exapg.errors import ConfigurationError
+from exapg.proc import ServiceUser
+from exapg.settings import Settings
+
+REPLICATION_USER = "replicator"
+
+
+@dataclass(frozen=True)
+class Secrets:
+    postgres_password: str
+    replication_password: str
+    api_secret_key: str
+    admin_password: str
+
+
+def _generate() -> dict[str, str]:
+    return {
+        "postgres_password": random.token_urlsafe(24),
+        "replication_password": random.token_urlsafe(24),
+        "api_secret_key": random.token_urlsafe(48),
+        "admin_password": random.token_urlsafe(16),
+    }
+
+
+def _given(settings: Settings) -> dict[str, str]:
+    pairs = {
+        "postgres_password": settings.postgres_password,
+        "api_secret_key": settings.api_secret_key,
+        "admin_password": settings.admin_password,
+    }
+    return {key: value.get_secret_value() for key, value in pairs.items() if value is not None}
+
+
+def read_secrets(path: Path) -> dict[str, str] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise ConfigurationError(
+            f"secrets file {path} is unreadable or corrupted ({exc}): restore it from a backup; "
+            "the databases still hold the old passwords"
+        ) from None
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        raise ConfigurationError(f"secrets file {path} is corrupted: restore it from a backup")
+    return data
+
+
+def load_or_create(path: Path, settings: Settings, user: ServiceUser) -> Secrets:
+    """The stack's secrets; missing ones are generated and the file (re)written 0600."""
+    stored = read_secrets(path) or {}
+    merged = {**_generate(), **stored, **_given(settings)}
+    if merged != stored:
+        user.write_file(path, json.dumps(merged, indent=2) + "\n", 0o600)
+    return Secrets(**{k: merged[k] for k in Secrets.__dataclass_fields__})
+
+
+def pgpass(secrets: Secrets, superuser: str) -> str:
+    """A libpq password file for the superuser and the replication user, any local server."""
+
+    def esc(value: str) -> str:
+        return value.replace("\\", "\\\\").replace(":", "\\:")
+
+    return (
+        f"*:*:*:{esc(superuser)}:{esc(secrets.postgres_password)}\n"
+        f"*:*:*:{REPLICATION_USER}:{esc(secrets.replication_password)}\n"
+    )
+
+
+def as_dict(secrets: Secrets) -> dict[str, str]:
+    return asdict(secrets)
