@@ -46,9 +46,11 @@ def load(path: Path) -> StackState | None:
             standby=bool(raw["standby"]),
             created=str(raw.get("created", "")),
         )
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read the state file {path}: {exc.strerror}") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ConfigurationError(
             f"state file {path} is corrupted ({exc}): move it aside and run 'exapg up' "
             "again; data directories are kept and reused"

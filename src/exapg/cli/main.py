@@ -7,7 +7,6 @@ import sys
 import traceback
 from functools import cached_property
 
-import click
 import typer
 
 from exapg.cli import config as config_cmds
@@ -50,26 +49,22 @@ config_cmds.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; ExaPG errors become one red line and their exit code."""
+    """Run the CLI; ExaPG errors become one red line and their exit code.
+
+    Typer (in standalone mode) already maps usage errors to exit code 2.
+    """
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args or bool(os.environ.get("EXAPG_DEBUG"))
     try:
-        result = app(args=args, prog_name="exapg", standalone_mode=False)
+        app(args=args, prog_name="exapg")
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else int(exc.code is not None)
     except ExaPGError as exc:
         if debug:
             traceback.print_exc()
         error(str(exc))
         return int(exc.exit_code)
-    except click.exceptions.UsageError as exc:
-        exc.show()
-        return int(ExitCode.INVALID_PARAMETERS)
-    except (click.exceptions.Abort, KeyboardInterrupt):
-        error("interrupted: run the same command again to finish the job")
-        return 130
-    except click.exceptions.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    return int(result) if isinstance(result, int) else 0
+    return int(ExitCode.OK)
 
 
 if __name__ == "__main__":

@@ -134,6 +134,7 @@ class LocalRuntime:
         self, mode: str | None = None, workers: int | None = None, standby: bool | None = None
     ) -> list[str]:
         """Bring the stack to its desired state; returns what was done (empty: nothing to do)."""
+        self._check_state_dir()
         previous = self.state()
         desired = self._desired_state(previous, mode, workers, standby)
         topology = Topology.build(self.settings, desired.mode, desired.workers, desired.standby)
@@ -180,11 +181,10 @@ class LocalRuntime:
                 "or use --mode standalone|ha"
             )
         self.user  # noqa: B018
-        self._check_state_dir()
 
     def _check_state_dir(self) -> None:
         existing = next(p for p in [self.root, *self.root.parents] if p.exists())
-        if not os.access(existing, os.W_OK):
+        if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
             raise ConfigurationError(
                 f"state directory {self.root} is not writable ({existing} is not): "
                 "set EXAPG_STATE_DIR to a writable directory"

@@ -1,0 +1,5 @@
+import sys
+
+from exapg.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,136 @@
+"""Bad input and faults: one clear line, the documented exit code, nothing lost."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from exapg.postgres.binaries import find_binaries
+from exapg.postgres.conn import connect
+from tests.conftest import EXAPG, new_state_dir, run_cli, stack_environment
+
+pytestmark = pytest.mark.integration
+
+
+def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
+@pytest.fixture
+def env():
+    return stack_environment(new_state_dir())
+
+
+def test_port_in_use_exits_5(env):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", int(env["COORDINATOR_PORT"])))
+        sock.listen()
+        result = run_cli("up", "--mode", "standalone", env=env)
+    assert result.returncode == 5
+    assert "already in use" in one_error_line(result)
+    assert run_cli("down", "--volumes", env=env).returncode == 0
+
+
+def test_missing_binaries_exit_4(env):
+    result = run_cli("up", env={**env, "EXAPG_PG_BINDIR": "/nonexistent/bin"})
+    assert result.returncode == 4
+    assert "apt-get install postgresql-15" in one_error_line(result)
+
+
+def test_unwritable_state_dir_exits_5(env):
+    result = run_cli("up", env={**env, "EXAPG_STATE_DIR": "/etc/hostname/exapg"})
+    assert result.returncode == 5
+    assert "state directory" in one_error_line(result)
+    validate = run_cli("config", "validate", env={**env, "EXAPG_STATE_DIR": "/etc/hostname/exapg"})
+    assert validate.returncode == 5 and "EXAPG_STATE_DIR" in validate.stderr
+
+
+def test_invalid_parameters_exit_2(env):
+    assert run_cli("up", "--mode", "sideways", env=env).returncode == 2
+    assert run_cli("up", "--workers", "-1", env=env).returncode == 2
+    assert run_cli("nosuchcommand", env=env).returncode == 2
+
+
+def test_invalid_settings_exit_5_listing_every_problem(env):
+    bad = {**env, "COORDINATOR_PORT": "99999", "POOL_MODE": "nope"}
+    result = run_cli("status", env=bad)
+    assert result.returncode == 5
+    assert "COORDINATOR_PORT" in result.stderr and "POOL_MODE" in result.stderr
+    dup = {**env, "STANDBY_PORT": env["COORDINATOR_PORT"], "POSTGRES_PASSWORD": "weak"}
+    validate = run_cli("config", "validate", env=dup)
+    assert validate.returncode == 5
+    lines = validate.stderr.strip().splitlines()
+    assert any("both use port" in line for line in lines)
+    assert any("POSTGRES_PASSWORD: too short" in line for line in lines)
+    assert "weak" not in validate.stderr.replace("POSTGRES_PASSWORD: too short", "")
+
+
+def test_cluster_mode_without_citus_exits_4(env):
+    if find_binaries().has_extension("citus"):
+        pytest.skip("citus is installed here: cluster mode is tested by the cluster suite")
+    result = run_cli("up", "--mode", "cluster", env=env)
+    assert result.returncode == 4
+    line = one_error_line(result)
+    assert "citus" in line and "--mode standalone|ha" in line
+    assert not (Path(env["EXAPG_STATE_DIR"]) / "data").exists()
+
+
+def test_corrupted_state_file_exits_5_and_keeps_data(make_stack):
+    stack = make_stack("standalone")
+    with connect(stack.coordinator) as conn:
+        conn.execute("CREATE TABLE precious AS SELECT 1 AS x")
+    stack.runtime.stop()
+    (stack.settings.state_dir / "state.json").write_text("{garbage")
+    result = stack.cli("up")
+    assert result.returncode == 5
+    assert "corrupted" in one_error_line(result)
+    assert (stack.settings.state_dir / "data" / "coordinator" / "PG_VERSION").exists()
+    (stack.settings.state_dir / "state.json").unlink()
+    assert stack.cli("up", "--mode", "standalone").returncode == 0
+    with connect(stack.coordinator) as conn:
+        assert conn.execute("SELECT x FROM precious").fetchone()[0] == 1
+
+
+def test_standby_that_cannot_clone_its_primary(make_stack):
+    stack = make_stack("standalone")
+    with connect(stack.coordinator) as conn:
+        conn.execute("ALTER SYSTEM SET max_wal_senders = 0")
+    stack.runtime.stop()
+    assert stack.cli("up").returncode == 0  # restarts with no WAL senders
+    result = stack.cli("up", "--mode", "ha")
+    assert result.returncode == 1
+    line = one_error_line(result)
+    assert "standby: cannot clone coordinator" in line
+    assert not (stack.settings.state_dir / "data" / "standby").exists()
+    with connect(stack.coordinator) as conn:
+        conn.execute("ALTER SYSTEM RESET max_wal_senders")
+    stack.runtime.stop()
+    assert stack.cli("up", "--mode", "ha").returncode == 0
+    assert stack.cli("health").returncode == 0
+
+
+def test_interrupted_up_is_finished_by_the_next(env):
+    state_dir = new_state_dir()
+    env = {**env, "EXAPG_STATE_DIR": str(state_dir)}
+    proc = subprocess.Popen([*EXAPG, "up", "--mode", "ha"], env={**env, "PATH": "/usr/bin:/bin"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not (state_dir / "data" / "coordinator" / "PG_VERSION").exists():
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        finish = run_cli("up", env=env)
+        assert finish.returncode == 0, finish.stderr
+        assert run_cli("health", env=env).returncode == 0
+    finally:
+        run_cli("down", "--volumes", env=env)

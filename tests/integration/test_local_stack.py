@@ -1,0 +1,183 @@
+"""The embedded local stack, driven through the real CLI and real PostgreSQL/pgBouncer."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from exapg.postgres.conn import connect
+
+pytestmark = pytest.mark.integration
+
+
+def wait_for(check, timeout: float = 15.0, interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result or time.monotonic() > deadline:
+            return result
+        time.sleep(interval)
+
+
+def test_row_written_on_coordinator_is_readable_on_standby(ha_stack):
+    with connect(ha_stack.coordinator) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS replicated (id int primary key, note text)")
+        conn.execute("INSERT INTO replicated VALUES (%s, %s) ON CONFLICT DO NOTHING", (1, "hello"))
+    with connect(ha_stack.standby) as conn:
+        assert wait_for(lambda: conn.execute("SELECT to_regclass('replicated')").fetchone()[0])
+        assert wait_for(lambda: conn.execute("SELECT count(*) FROM replicated WHERE id = 1").fetchone()[0])
+        assert conn.execute("SELECT pg_is_in_recovery()").fetchone()[0] is True
+        assert conn.execute("SELECT note FROM replicated WHERE id = 1").fetchone()[0] == "hello"
+
+
+def test_standby_streams_through_its_slot(ha_stack):
+    with connect(ha_stack.coordinator) as conn:
+        rows = conn.execute(
+            "SELECT s.slot_type, s.active, r.state, r.application_name FROM pg_replication_slots s "
+            "JOIN pg_stat_replication r ON r.pid = s.active_pid").fetchall()
+    assert rows == [("physical", True, "streaming", "standby")]
+
+
+def test_status_json_shape(ha_stack):
+    result = ha_stack.cli("status", "--json")
+    assert result.returncode == 0, result.stderr
+    services = {s["name"]: s for s in json.loads(result.stdout)}
+    assert {"coordinator", "standby", "pgbouncer"} <= set(services)
+    for service in services.values():
+        assert set(service) == {"name", "role", "port", "pid", "state", "healthy", "detail"}
+        assert service["state"] == "running" and service["healthy"] is True
+        assert isinstance(service["pid"], int)
+    assert services["coordinator"]["port"] == ha_stack.settings.coordinator_port
+    assert services["pgbouncer"]["role"] == "pooler"
+
+
+def test_health_passes_and_second_up_is_a_noop(ha_stack):
+    assert ha_stack.cli("health").returncode == 0
+    again = ha_stack.cli("up")
+    assert again.returncode == 0, again.stderr
+    assert "already up: nothing to do" in again.stdout
+
+
+def test_scram_everywhere_and_wrong_password_refused(ha_stack):
+    with connect(ha_stack.coordinator) as conn:
+        rules = conn.execute("SELECT DISTINCT auth_method FROM pg_hba_file_rules").fetchall()
+        assert rules == [("scram-sha-256",)]
+        assert conn.execute("SHOW password_encryption").fetchone()[0] == "scram-sha-256"
+    for dsn in (ha_stack.coordinator, ha_stack.pgbouncer):
+        with pytest.raises(psycopg.OperationalError, match="(password|SASL) authentication failed"):
+            psycopg.connect(**{**dsn.kwargs(), "password": "wrong-password"})
+
+
+def test_pgbouncer_pools_in_transaction_mode_with_seed_limits(ha_stack):
+    with connect(ha_stack.pgbouncer) as conn:
+        assert conn.execute("SELECT current_database()").fetchone()[0] == ha_stack.settings.postgres_db
+    admin = ha_stack.pgbouncer.kwargs(dbname="pgbouncer")
+    with psycopg.connect(**admin, autocommit=True, prepare_threshold=None) as conn:
+        config = {row[0]: row[1] for row in conn.execute("SHOW CONFIG").fetchall()}
+    assert config["pool_mode"] == "transaction"
+    assert config["max_client_conn"] == "100" and config["default_pool_size"] == "20"
+
+
+def test_analytics_tuning_applied(ha_stack):
+    with connect(ha_stack.coordinator) as conn:
+        settings = dict(conn.execute(
+            "SELECT name, setting FROM pg_settings WHERE name IN "
+            "('shared_buffers','jit','random_page_cost','max_parallel_workers_per_gather',"
+            " 'shared_preload_libraries','wal_level')").fetchall())
+    # EXAPG_MEMORY_LIMIT=1GB shared by two nodes: a quarter of 512MB, floored at 128MB
+    assert int(settings["shared_buffers"]) * 8192 == 128 * 1024**2
+    assert settings["jit"] == "on" and settings["random_page_cost"] == "1.1"
+    assert "pg_stat_statements" in settings["shared_preload_libraries"]
+    assert settings["wal_level"] == "replica"
+
+
+def test_postgres_runs_as_the_service_user(ha_stack):
+    pid = ha_stack.coordinator_server.pidfile().pid
+    uid = os.stat(f"/proc/{pid}").st_uid
+    expected = os.geteuid() if os.geteuid() != 0 else ha_stack.runtime.user.uid
+    assert uid == expected and (os.geteuid() != 0) == (uid == os.geteuid())
+
+
+def test_config_show_masks_secrets_and_credentials(ha_stack):
+    shown = ha_stack.cli("config", "show", "--json")
+    assert shown.returncode == 0
+    assert ha_stack.password not in shown.stdout
+    data = json.loads(shown.stdout)
+    assert data["COORDINATOR_PORT"] == str(ha_stack.settings.coordinator_port)
+    creds = json.loads(ha_stack.cli("credentials", "--json").stdout)
+    assert creds["password"] == ha_stack.password
+    assert oct((ha_stack.settings.state_dir / "secrets.json").stat().st_mode & 0o777) == "0o600"
+
+
+def test_sql_command_and_logs(ha_stack):
+    result = ha_stack.cli("sql", "-c", "SELECT 40 + 2 AS answer")
+    assert result.returncode == 0 and "42" in result.stdout
+    standby = ha_stack.cli("sql", "standby", "-c", "SELECT pg_is_in_recovery()")
+    assert " t" in standby.stdout
+    logs = ha_stack.cli("logs", "coordinator", "--since", "1h", "-t")
+    assert logs.returncode == 0 and "coordinator | " in logs.stdout
+    unknown = ha_stack.cli("logs", "nosuchservice")
+    assert unknown.returncode == 1 and "no logs for service" in unknown.stderr
+
+
+def test_two_stacks_side_by_side(ha_stack, make_stack):
+    other = make_stack("standalone")
+    assert other.cli("health").returncode == 0
+    assert ha_stack.cli("health").returncode == 0
+    with connect(other.coordinator) as conn:
+        assert conn.execute("SELECT to_regclass('replicated')").fetchone()[0] is None
+    assert other.settings.state_dir != ha_stack.settings.state_dir
+
+
+def test_dead_node_shown_down_then_restarted_by_up(make_stack):
+    stack = make_stack("ha")
+    pid = stack.standby_server.pidfile().pid
+    os.kill(pid, signal.SIGKILL)
+    assert wait_for(lambda: stack.standby_server.pidfile() is None)
+    status = {s["name"]: s for s in json.loads(stack.cli("status", "--json").stdout)}
+    assert status["standby"]["state"] == "stopped" and status["standby"]["healthy"] is False
+    assert stack.cli("health").returncode == 1
+    again = stack.cli("up")
+    assert again.returncode == 0 and "standby: started" in again.stdout
+    assert stack.cli("health").returncode == 0
+
+
+def test_stop_loses_nothing_and_down_volumes_leaves_nothing(make_stack):
+    stack = make_stack("ha")
+    with connect(stack.coordinator) as conn:
+        conn.execute("CREATE TABLE kept AS SELECT g AS id FROM generate_series(1, 1000) g")
+    assert stack.cli("stop").returncode == 0
+    assert all(s["state"] == "stopped" for s in json.loads(stack.cli("status", "--json").stdout))
+    assert stack.cli("up").returncode == 0
+    with connect(stack.standby) as conn:
+        assert wait_for(lambda: conn.execute(
+            "SELECT to_regclass('kept') IS NOT NULL").fetchone()[0])
+        assert conn.execute("SELECT count(*) FROM kept").fetchone()[0] == 1000
+    assert stack.cli("down").returncode == 0
+    assert (stack.settings.state_dir / "data" / "coordinator" / "PG_VERSION").exists()
+    assert stack.cli("up").returncode == 0
+    with connect(stack.coordinator) as conn:
+        assert conn.execute("SELECT count(*) FROM kept").fetchone()[0] == 1000
+    state_dir = stack.settings.state_dir
+    down = stack.cli("down", "--volumes")
+    assert down.returncode == 0, down.stderr
+    assert not state_dir.exists()
+    assert not processes_using(state_dir)
+
+
+def processes_using(path: Path) -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if str(path) in (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode():
+                    found.append(int(proc.name))
+            except OSError:
+                continue
+    return found

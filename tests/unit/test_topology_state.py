@@ -1,0 +1,74 @@
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from exapg import secrets as secret_store
+from exapg import state
+from exapg.cluster.topology import Mode, Topology
+from exapg.errors import ConfigurationError, InvalidParameterError
+from exapg.proc import ServiceUser
+from exapg.settings import Settings
+from exapg.status import Role
+
+
+def settings(tmp_path: Path, **env: str) -> Settings:
+    return Settings.load(environ={"EXAPG_ENV_FILE": "/none", "EXAPG_STATE_DIR": str(tmp_path), **env})
+
+
+def test_modes(tmp_path: Path):
+    s = settings(tmp_path, STANDBY_PORT="6000")
+    assert [n.name for n in Topology.build(s, Mode.STANDALONE).nodes] == ["coordinator"]
+    ha = Topology.build(s, Mode.HA)
+    assert [n.role for n in ha.nodes] == [Role.COORDINATOR, Role.STANDBY]
+    assert ha.standbys[0].primary == "coordinator" and ha.standbys[0].port == 6000
+    cluster = Topology.build(s, Mode.CLUSTER, workers=3)
+    assert [n.port for n in cluster.workers] == [5433, 5434, 5435]
+    assert not cluster.standbys
+    assert Topology.build(s, Mode.CLUSTER, workers=2, standby=True).standbys
+
+
+def test_unknown_node_and_bad_worker_count(tmp_path: Path):
+    s = settings(tmp_path)
+    with pytest.raises(InvalidParameterError, match="no node named 'worker9'"):
+        Topology.build(s, Mode.HA).node("worker9")
+    with pytest.raises(InvalidParameterError):
+        Topology.build(s, Mode.CLUSTER, workers=-1)
+
+
+def me() -> ServiceUser:
+    return ServiceUser("me", os.geteuid(), os.getegid(), str(Path.home()))
+
+
+def test_state_round_trip_and_corruption(tmp_path: Path):
+    path = tmp_path / "state.json"
+    assert state.load(path) is None
+    original = state.StackState.new("p", Mode.HA, 0, True)
+    state.save(path, original, me())
+    assert state.load(path) == original
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    path.write_text("{not json")
+    with pytest.raises(ConfigurationError, match="corrupted"):
+        state.load(path)
+    path.write_text(json.dumps({"version": 1, "mode": "sideways", "project": "p", "workers": 0, "standby": 0}))
+    with pytest.raises(ConfigurationError, match="corrupted"):
+        state.load(path)
+
+
+def test_secrets_generated_once_and_env_wins(tmp_path: Path):
+    path = tmp_path / "secrets.json"
+    first = secret_store.load_or_create(path, settings(tmp_path), me())
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    assert len(first.postgres_password) >= 24 and first.postgres_password != first.replication_password
+    again = secret_store.load_or_create(path, settings(tmp_path), me())
+    assert again == first
+    given = secret_store.load_or_create(path, settings(tmp_path, POSTGRES_PASSWORD="Given-Pass-123"), me())
+    assert given.postgres_password == "Given-Pass-123"
+    assert given.replication_password == first.replication_password
+
+
+def test_pgpass_escapes():
+    s = secret_store.Secrets("a:b\\c", "r", "k", "adm")
+    line = secret_store.pgpass(s, "postgres").splitlines()[0]
+    assert line == "*:*:*:postgres:a\\:b\\\\c"
