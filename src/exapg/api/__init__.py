@@ -1,0 +1,1 @@
+"""The management API: FastAPI backend of the ExaPG management UI."""

@@ -1,0 +1,24 @@
+"""Everything a request needs, built once per app: settings, stack access, pools, sampler."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from exapg.api.access import StackAccess
+from exapg.api.config import ApiConfig
+from exapg.api.db import Pools
+from exapg.api.metrics import Sampler
+from exapg.api.timeseries import Prometheus
+from exapg.settings import Settings
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    config: ApiConfig
+    access: StackAccess
+    pools: Pools
+    sampler: Sampler
+    prometheus: Prometheus
+    facts: dict[str, Any]  # cheap, rarely changing facts (topology) refreshed by the sampler

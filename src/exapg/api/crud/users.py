@@ -1,0 +1,151 @@
+"""Management users, stored on the coordinator in the `exapg_mgmt` schema."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import psycopg
+from psycopg.rows import class_row
+
+from exapg.api.errors import ConflictError, NotFoundError
+from exapg.api.security import UserRole
+
+COLUMNS = "username, role, enabled, created_at, updated_at, last_login_at"
+
+
+@dataclass(frozen=True)
+class User:
+    username: str
+    role: str
+    enabled: bool
+    created_at: datetime
+    updated_at: datetime
+    last_login_at: datetime | None
+
+
+def list_users(conn: psycopg.Connection) -> list[User]:
+    with conn.cursor(row_factory=class_row(User)) as cur:
+        return cur.execute(f"SELECT {COLUMNS} FROM exapg_mgmt.users ORDER BY username").fetchall()
+
+
+def get_user(conn: psycopg.Connection, *, username: str) -> User:
+    with conn.cursor(row_factory=class_row(User)) as cur:
+        row = cur.execute(
+            f"SELECT {COLUMNS} FROM exapg_mgmt.users WHERE username = %s", (username,)
+        ).fetchone()
+    if row is None:
+        raise NotFoundError(f"no user named {username!r}")
+    return row
+
+
+def password_hash(conn: psycopg.Connection, *, username: str) -> tuple[str, str, bool] | None:
+    """(hash, role, enabled) of a user, or None."""
+    row = conn.execute(
+        "SELECT password_hash, role, enabled FROM exapg_mgmt.users WHERE username = %s", (username,)
+    ).fetchone()
+    return (row[0], row[1], row[2]) if row else None
+
+
+def create_user(conn: psycopg.Connection, *, username: str, role: UserRole, hashed: str) -> User:
+    with conn.cursor(row_factory=class_row(User)) as cur:
+        try:
+            row = cur.execute(
+                "INSERT INTO exapg_mgmt.users (username, role, password_hash) VALUES (%s, %s, %s) "
+                f"ON CONFLICT (username) DO NOTHING RETURNING {COLUMNS}",
+                (username, str(role), hashed),
+            ).fetchone()
+        except psycopg.errors.CheckViolation:
+            raise ConflictError(f"user name {username!r} is not allowed") from None
+    if row is None:
+        raise ConflictError(f"a user named {username!r} already exists")
+    return row
+
+
+def update_user(
+    conn: psycopg.Connection, *, username: str, role: UserRole | None, enabled: bool | None
+) -> User:
+    """Change role and/or enabled; never leaves the stack without an enabled admin."""
+    with conn.transaction():
+        _lock(conn)
+        current = get_user(conn, username=username)
+        demoted = current.role == UserRole.ADMIN and (
+            (role is not None and role != UserRole.ADMIN) or enabled is False
+        )
+        if demoted:
+            _keep_an_admin(conn, username)
+        with conn.cursor(row_factory=class_row(User)) as cur:
+            row = cur.execute(
+                "UPDATE exapg_mgmt.users SET role = coalesce(%s, role), "
+                "enabled = coalesce(%s, enabled), updated_at = now() "
+                f"WHERE username = %s RETURNING {COLUMNS}",
+                (str(role) if role else None, enabled, username),
+            ).fetchone()
+    assert row is not None
+    return row
+
+
+def set_password(conn: psycopg.Connection, *, username: str, hashed: str) -> None:
+    cur = conn.execute(
+        "UPDATE exapg_mgmt.users SET password_hash = %s, updated_at = now() WHERE username = %s",
+        (hashed, username),
+    )
+    if cur.rowcount == 0:
+        raise NotFoundError(f"no user named {username!r}")
+
+
+def delete_user(conn: psycopg.Connection, *, username: str) -> None:
+    with conn.transaction():
+        _lock(conn)
+        current = get_user(conn, username=username)
+        if current.role == UserRole.ADMIN and current.enabled:
+            _keep_an_admin(conn, username)
+        conn.execute("DELETE FROM exapg_mgmt.users WHERE username = %s", (username,))
+
+
+def record_login(conn: psycopg.Connection, *, username: str) -> None:
+    conn.execute(
+        "UPDATE exapg_mgmt.users SET last_login_at = now() WHERE username = %s", (username,)
+    )
+
+
+def session_state(conn: psycopg.Connection, *, username: str, jti: str) -> tuple[str, bool] | None:
+    """(role, usable) for a token's user in one round trip; None when the user is gone.
+
+    usable is False when the user is disabled or the token was logged out.
+    """
+    row = conn.execute(
+        "SELECT u.role, u.enabled AND NOT EXISTS "
+        "(SELECT 1 FROM exapg_mgmt.revoked_tokens r WHERE r.jti = %s) "
+        "FROM exapg_mgmt.users u WHERE u.username = %s",
+        (jti, username),
+    ).fetchone()
+    return (row[0], bool(row[1])) if row else None
+
+
+def count_users(conn: psycopg.Connection) -> int:
+    row = conn.execute("SELECT count(*) FROM exapg_mgmt.users").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _lock(conn: psycopg.Connection) -> None:
+    """Serialize admin-count checks so two requests cannot remove the last two admins."""
+    conn.execute("LOCK TABLE exapg_mgmt.users IN SHARE ROW EXCLUSIVE MODE")
+
+
+def _keep_an_admin(conn: psycopg.Connection, username: str) -> None:
+    row = conn.execute(
+        "SELECT count(*) FROM exapg_mgmt.users WHERE role = 'admin' AND enabled AND username <> %s",
+        (username,),
+    ).fetchone()
+    if not row or row[0] == 0:
+        raise ConflictError(f"{username!r} is the last enabled admin: make another admin first")
+
+
+def revoke_token(conn: psycopg.Connection, *, jti: str, expires_at: int) -> None:
+    conn.execute(
+        "INSERT INTO exapg_mgmt.revoked_tokens (jti, expires_at) VALUES (%s, to_timestamp(%s)) "
+        "ON CONFLICT (jti) DO NOTHING",
+        (jti, expires_at),
+    )
+    conn.execute("DELETE FROM exapg_mgmt.revoked_tokens WHERE expires_at < now()")

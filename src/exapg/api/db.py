@@ -1,0 +1,80 @@
+"""Connection pools, one per node, created on first use.
+
+Every connection is autocommit, carries a statement timeout and the application name
+`exapg-mgmt` (so the query monitor can tell the UI's own sessions apart).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from exapg.api.access import StackAccess
+from exapg.api.errors import UnavailableError
+
+APP_NAME = "exapg-mgmt"
+STATEMENT_TIMEOUT_MS = 10_000
+POOL_WAIT = 5.0
+log = logging.getLogger(__name__)
+
+
+class Pools:
+    def __init__(self, access: StackAccess, *, max_size: int = 8) -> None:
+        self.access = access
+        self.max_size = max_size
+        self._pools: dict[str, ConnectionPool] = {}
+        self._lock = threading.Lock()
+
+    def pool(self, node: str) -> ConnectionPool:
+        with self._lock:
+            if node not in self._pools:
+                self._pools[node] = self._open(node)
+            return self._pools[node]
+
+    def _open(self, node: str) -> ConnectionPool:
+        dsn = self.access.dsn(node)
+        kwargs = dsn.kwargs(
+            application_name=APP_NAME,
+            autocommit=True,
+            options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
+        )
+        return ConnectionPool(
+            kwargs=kwargs,
+            min_size=1 if node == "coordinator" else 0,
+            max_size=self.max_size,
+            timeout=POOL_WAIT,
+            max_idle=300,
+            open=True,
+            name=f"exapg-mgmt-{node}",
+        )
+
+    @contextmanager
+    def connection(
+        self, node: str = "coordinator", timeout: float = POOL_WAIT
+    ) -> Iterator[psycopg.Connection]:
+        """A pooled connection; a node that cannot be reached becomes UnavailableError."""
+        try:
+            with self.pool(node).connection(timeout=timeout) as conn:
+                yield conn
+        except PoolTimeout:
+            raise UnavailableError(
+                f"node {node} is not reachable (no connection within {timeout:.0f}s)"
+            ) from None
+        except psycopg.OperationalError as exc:
+            raise UnavailableError(f"node {node}: {_first_line(exc)}") from None
+
+    def close(self) -> None:
+        with self._lock:
+            pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            pool.close(timeout=2)
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

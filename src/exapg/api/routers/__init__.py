@@ -1,0 +1,1 @@
+"""One router per area; routes stay thin and call data functions."""

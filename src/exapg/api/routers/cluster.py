@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from exapg.api.deps import Ctx, Viewer
+from exapg.api.schemas.cluster import ClusterPublic, NodePublic, ServicePublic
+from exapg.api.topology import inspect, services
+
+router = APIRouter(prefix="/api/cluster", tags=["cluster"])
+
+
+@router.get("")
+def cluster(_: Viewer, ctx: Ctx) -> ClusterPublic:
+    topology, reports = inspect(ctx)
+    found, error = services(ctx)
+    return ClusterPublic(
+        mode=str(topology.mode),
+        nodes=[NodePublic.model_validate(r.to_dict()) for r in reports],
+        services=[ServicePublic.model_validate(s.to_dict()) for s in found],
+        services_error=error,
+    )

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from exapg.api import activity
+from exapg.api.crud import audit
+from exapg.api.deps import Admin, ClientAddr, Ctx, Operator, Principal, Viewer
+from exapg.api.schemas.common import NodeName, Pid
+from exapg.api.schemas.queries import QueryList, SignalResult, TopStatements
+from exapg.api.topology import node_names, require_node
+
+router = APIRouter(prefix="/api/queries", tags=["queries"])
+NodePath = Annotated[NodeName, Path()]
+PidPath = Annotated[Pid, Path()]
+
+
+@router.get("")
+def list_queries(
+    _: Viewer,
+    ctx: Ctx,
+    include_idle: Annotated[bool, Query()] = False,
+    include_internal: Annotated[bool, Query(description="show the UI's own sessions")] = False,
+) -> QueryList:
+    rows, errors = activity.list_activity(
+        ctx.pools, node_names(ctx), include_idle=include_idle, include_internal=include_internal
+    )
+    return QueryList.model_validate({"queries": rows, "errors": errors})
+
+
+@router.get("/top")
+def top(_: Viewer, ctx: Ctx, limit: Annotated[int, Query(ge=1, le=100)] = 20) -> TopStatements:
+    available, reason, rows = activity.top_statements(ctx.pools, limit=limit)
+    return TopStatements.model_validate(
+        {"available": available, "reason": reason, "statements": rows}
+    )
+
+
+def _signal(
+    ctx: Ctx, user: Principal, addr: str | None, node: str, pid: int, action: str
+) -> SignalResult:
+    require_node(ctx, node)
+    detail = {"node": node, "pid": pid}
+    try:
+        done = activity.signal_backend(ctx.pools, node=node, pid=pid, action=action)
+    except Exception:
+        with ctx.pools.connection() as conn:
+            audit.record(
+                conn,
+                actor=user.username,
+                action=f"query_{action}",
+                target=f"{node}:{pid}",
+                success=False,
+                client_addr=addr,
+                detail=detail,
+            )
+        raise
+    with ctx.pools.connection() as conn:
+        audit.record(
+            conn,
+            actor=user.username,
+            action=f"query_{action}",
+            target=f"{node}:{pid}",
+            success=done,
+            client_addr=addr,
+            detail=detail,
+        )
+    return SignalResult(node=node, pid=pid, action=action, signalled=done)
+
+
+@router.post("/{node}/{pid}/cancel", responses={404: {}})
+def cancel(
+    node: NodePath, pid: PidPath, user: Operator, ctx: Ctx, addr: ClientAddr
+) -> SignalResult:
+    """Cancel the running statement of a session (operator or admin)."""
+    return _signal(ctx, user, addr, node, pid, "cancel")
+
+
+@router.post("/{node}/{pid}/terminate", responses={404: {}})
+def terminate(
+    node: NodePath, pid: PidPath, user: Admin, ctx: Ctx, addr: ClientAddr
+) -> SignalResult:
+    """Terminate a session (admin only)."""
+    return _signal(ctx, user, addr, node, pid, "terminate")

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, Field
+
+from exapg.api.schemas.common import Body, Username
+from exapg.api.schemas.users import NewPassword, UserPublic
+from exapg.api.security import UserRole
+
+LoginPassword = Annotated[str, Field(min_length=1, max_length=1024)]
+
+
+class LoginRequest(Body):
+    username: Username
+    password: LoginPassword
+
+
+class TokenPublic(BaseModel):
+    access_token: str
+    token_type: str = "bearer"  # noqa: S105 - the OAuth 2 token type, not a secret
+    expires_at: datetime
+    user: UserPublic
+
+
+class MePublic(BaseModel):
+    username: str
+    role: UserRole
+    expires_at: datetime
+
+
+class PasswordChange(Body):
+    current_password: LoginPassword
+    new_password: NewPassword

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+
+class DownstreamPublic(BaseModel):
+    name: str
+    client_addr: str | None
+    state: str
+    sync_state: str
+    lag_bytes: float | None
+    lag_seconds: float | None
+
+
+class UpstreamPublic(BaseModel):
+    status: str | None
+    sender_host: str | None
+    sender_port: int | None
+    slot: str | None
+    lag_bytes: float | None
+    lag_seconds: float | None
+
+
+class NodePublic(BaseModel):
+    name: str
+    role: str
+    host: str
+    port: int
+    healthy: bool
+    state: str
+    version: str | None
+    size_bytes: int | None
+    uptime_seconds: float | None
+    connections: int | None
+    downstream: list[DownstreamPublic]
+    upstream: UpstreamPublic | None
+    error: str | None
+    checked_at: float
+
+
+class ServicePublic(BaseModel):
+    name: str
+    role: str
+    port: int | None
+    pid: int | None
+    state: str
+    healthy: bool
+    detail: str
+
+
+class ClusterPublic(BaseModel):
+    mode: str
+    nodes: list[NodePublic]
+    services: list[ServicePublic]
+    services_error: str | None = None

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+
+class DatabasePublic(BaseModel):
+    name: str
+    size_bytes: int
+
+
+class ConnectionsPublic(BaseModel):
+    total: int
+    max: int
+    by_state: dict[str, int]
+
+
+class NodeHealth(BaseModel):
+    name: str
+    role: str
+    healthy: bool
+    state: str
+
+
+class NodesPublic(BaseModel):
+    up: int
+    down: int
+    total: int
+    items: list[NodeHealth]
+    checked_at: float | None
+
+
+class ReplicationPublic(BaseModel):
+    name: str
+    state: str
+    lag_bytes: float | None
+    lag_seconds: float | None
+
+
+class OverviewPublic(BaseModel):
+    database: DatabasePublic
+    connections: ConnectionsPublic
+    tps: float | None
+    cache_hit_ratio: float | None
+    uptime_seconds: float
+    nodes: NodesPublic
+    replication: list[ReplicationPublic]
+    pgbouncer_pools: list[dict[str, Any]] | None
+    sampled_at: float
+
+
+class SeriesPublic(BaseModel):
+    name: str
+    unit: str
+    source: str
+    points: list[tuple[float, float | None]]
+
+
+class TimeseriesPublic(BaseModel):
+    minutes: int
+    series: list[SeriesPublic]

@@ -1,0 +1,95 @@
+"""Password hashing (argon2id) and signed, expiring access tokens (JWT, HS256)."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import lru_cache
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+ISSUER = "exapg"
+AUDIENCE = "exapg-mgmt"
+ALGORITHM = "HS256"
+
+
+class UserRole(StrEnum):
+    """Roles of the management UI, weakest first."""
+
+    VIEWER = "viewer"
+    OPERATOR = "operator"
+    ADMIN = "admin"
+
+    @property
+    def rank(self) -> int:
+        return list(UserRole).index(self)
+
+    def allows(self, needed: UserRole) -> bool:
+        return self.rank >= needed.rank
+
+
+@lru_cache(maxsize=1)
+def hasher() -> PasswordHasher:
+    return PasswordHasher()  # argon2id, RFC 9106 low-memory profile
+
+
+def hash_password(password: str) -> str:
+    return hasher().hash(password)
+
+
+@lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    return hash_password(secrets.token_urlsafe(16))
+
+
+def verify_password(stored_hash: str | None, password: str) -> bool:
+    """Constant work whether or not the user exists (no user enumeration by timing)."""
+    try:
+        return hasher().verify(stored_hash or _dummy_hash(), password) and stored_hash is not None
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    username: str
+    role: UserRole
+    jti: str
+    expires_at: int
+
+
+def issue_token(secret: str, *, username: str, role: UserRole, ttl: int) -> tuple[str, TokenClaims]:
+    now = int(time.time())
+    claims = TokenClaims(username, role, secrets.token_urlsafe(16), now + ttl)
+    payload = {
+        "sub": username,
+        "role": str(role),
+        "jti": claims.jti,
+        "iat": now,
+        "exp": claims.expires_at,
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+    }
+    return jwt.encode(payload, secret, algorithm=ALGORITHM), claims
+
+
+def decode_token(secret: str, token: str) -> TokenClaims | None:
+    """The claims of a valid, unexpired token signed with `secret`; None otherwise."""
+    try:
+        data = jwt.decode(
+            token,
+            secret,
+            algorithms=[ALGORITHM],
+            audience=AUDIENCE,
+            issuer=ISSUER,
+            options={"require": ["sub", "role", "jti", "exp", "iat"]},
+        )
+        return TokenClaims(
+            str(data["sub"]), UserRole(data["role"]), str(data["jti"]), int(data["exp"])
+        )
+    except (jwt.PyJWTError, ValueError, KeyError, TypeError):
+        return None

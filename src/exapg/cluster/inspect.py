@@ -1,0 +1,206 @@
+"""Node details for `exapg` and the management API: role, health, version, size, replication.
+
+One SQL round trip per node, nodes inspected in parallel. Replication lag is measured
+so that an idle primary shows zero lag: a standby that has replayed everything it
+received is not behind, however long ago the last transaction was (the timestamp-only
+lag query of the original specification grows forever on an idle primary).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from exapg.cluster.topology import Node, Topology
+from exapg.errors import ExaPGError
+from exapg.postgres.conn import Dsn, connect
+
+Connector = Callable[[Node], AbstractContextManager[psycopg.Connection]]
+
+NODE_SQL = """
+SELECT
+  current_setting('server_version') AS version,
+  pg_is_in_recovery() AS in_recovery,
+  pg_database_size(current_database()) AS size_bytes,
+  extract(epoch FROM now() - pg_postmaster_start_time())::float8 AS uptime_seconds,
+  (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')::int
+    AS connections,
+  CASE WHEN NOT pg_is_in_recovery() THEN (
+    SELECT coalesce(json_agg(json_build_object(
+      'name', application_name, 'client_addr', host(client_addr), 'state', state,
+      'sync_state', sync_state,
+      'lag_bytes', pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::float8,
+      'lag_seconds', coalesce(extract(epoch FROM replay_lag)::float8, 0)
+    ) ORDER BY application_name), '[]'::json)
+    FROM pg_stat_replication) END AS downstream,
+  (SELECT json_build_object('status', status, 'sender_host', sender_host,
+                            'sender_port', sender_port, 'slot', slot_name)
+     FROM pg_stat_wal_receiver) AS receiver,
+  CASE WHEN pg_is_in_recovery() THEN
+    pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::float8 END
+    AS standby_lag_bytes,
+  CASE WHEN pg_is_in_recovery() THEN
+    CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0::float8
+         ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 END
+    END AS standby_lag_seconds
+"""
+
+
+@dataclass(frozen=True)
+class Downstream:
+    """A standby streaming from this node (a row of pg_stat_replication)."""
+
+    name: str
+    client_addr: str | None
+    state: str
+    sync_state: str
+    lag_bytes: float | None
+    lag_seconds: float | None
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """This standby's WAL receiver and how far behind it is."""
+
+    status: str | None
+    sender_host: str | None
+    sender_port: int | None
+    slot: str | None
+    lag_bytes: float | None
+    lag_seconds: float | None
+
+
+@dataclass(frozen=True)
+class NodeReport:
+    name: str
+    role: str
+    host: str
+    port: int
+    healthy: bool
+    state: str  # "primary", "standby" or "down"
+    version: str | None = None
+    size_bytes: int | None = None
+    uptime_seconds: float | None = None
+    connections: int | None = None
+    downstream: list[Downstream] = field(default_factory=list)
+    upstream: Upstream | None = None
+    error: str | None = None
+    checked_at: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def report_from_row(node: Node, host: str, row: dict[str, Any]) -> NodeReport:
+    """Build a report from the row of NODE_SQL (pure: no I/O)."""
+    upstream = None
+    if row["in_recovery"]:
+        receiver = row["receiver"] or {}
+        upstream = Upstream(
+            receiver.get("status"),
+            receiver.get("sender_host"),
+            receiver.get("sender_port"),
+            receiver.get("slot"),
+            row["standby_lag_bytes"],
+            row["standby_lag_seconds"],
+        )
+    downstream = [Downstream(**item) for item in (row["downstream"] or [])]
+    return NodeReport(
+        name=node.name,
+        role=str(node.role),
+        host=host,
+        port=node.port,
+        healthy=True,
+        state="standby" if row["in_recovery"] else "primary",
+        version=row["version"],
+        size_bytes=int(row["size_bytes"]),
+        uptime_seconds=row["uptime_seconds"],
+        connections=row["connections"],
+        downstream=downstream,
+        upstream=upstream,
+        checked_at=time.time(),
+    )
+
+
+def inspect_node(node: Node, conn: psycopg.Connection, host: str) -> NodeReport:
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(NODE_SQL).fetchone()
+    assert row is not None  # a SELECT without FROM always returns one row
+    return report_from_row(node, host, row)
+
+
+def down_report(node: Node, host: str, error: str) -> NodeReport:
+    return NodeReport(
+        name=node.name,
+        role=str(node.role),
+        host=host,
+        port=node.port,
+        healthy=False,
+        state="down",
+        error=error,
+        checked_at=time.time(),
+    )
+
+
+def direct_connector(dsn_for: Callable[[str], Dsn], statement_timeout_ms: int = 5000) -> Connector:
+    """Fresh connections (what the CLI uses); the API passes its pools instead."""
+
+    @contextmanager
+    def opened(node: Node) -> Iterator[psycopg.Connection]:
+        with connect(dsn_for(node.name), statement_timeout_ms=statement_timeout_ms) as conn:
+            yield conn
+
+    return opened
+
+
+def inspect_cluster(
+    topology: Topology,
+    connector: Connector,
+    host_for: Callable[[Node], str] = lambda _: "127.0.0.1",
+) -> list[NodeReport]:
+    """Every node of `topology`, in topology order; unreachable nodes are reported as down."""
+
+    def one(node: Node) -> NodeReport:
+        host = host_for(node)
+        try:
+            with connector(node) as conn:
+                return inspect_node(node, conn, host)
+        except (ExaPGError, psycopg.Error) as exc:
+            return down_report(node, host, _one_line(exc))
+
+    with ThreadPoolExecutor(max_workers=min(8, len(topology.nodes))) as pool:
+        reports = list(pool.map(one, topology.nodes))
+    return _merge_lag(reports)
+
+
+def _merge_lag(reports: list[NodeReport]) -> list[NodeReport]:
+    """Prefer the primary's view of a standby's lag (sent WAL vs replayed) when it has one."""
+    seen = {d.name: d for r in reports for d in r.downstream}
+    merged = []
+    for report in reports:
+        link = seen.get(report.name)
+        if report.upstream is not None and link is not None and link.lag_bytes is not None:
+            caught_up = link.lag_bytes == 0  # replayed all the primary has written
+            seconds = 0.0 if caught_up else report.upstream.lag_seconds
+            upstream = Upstream(
+                **{**asdict(report.upstream), "lag_bytes": link.lag_bytes, "lag_seconds": seconds}
+            )
+            report = NodeReport(**{**_shallow(report), "upstream": upstream})
+        merged.append(report)
+    return merged
+
+
+def _shallow(report: NodeReport) -> dict[str, Any]:
+    return {name: getattr(report, name) for name in report.__dataclass_fields__}
+
+
+def _one_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[-1] if text else type(exc).__name__
