@@ -20,11 +20,11 @@ import shutil
 import socket
 import stat
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from functools import cached_property
 from pathlib import Path
 
-import httpx
 import psycopg
 from psycopg import sql
 
@@ -364,17 +364,13 @@ class LocalRuntime:
     def _wait_programs(self, programs: list[Program]) -> None:
         deadline = time.monotonic() + self.settings.start_timeout
         for program in programs:
-            while not (self._program_healthy(program) and self._supervised_running(program.name)):
+            while not self._program_healthy(program):
                 if time.monotonic() > deadline:
                     raise OperationTimeoutError(
                         f"{program.name} is not healthy after {self.settings.start_timeout:.0f}s: "
                         f"see {self.log_dir / (program.name + '.log')}"
                     )
                 time.sleep(0.05)
-
-    def _supervised_running(self, name: str) -> bool:
-        info = self.supervisor.processes().get(name)
-        return info is not None and info.state == "RUNNING"
 
     def _program_healthy(self, program: Program) -> bool:
         if program.health_url:
@@ -451,7 +447,8 @@ class LocalRuntime:
             return ServiceStatus(program.name, program.role, program.port, None,
                                  ServiceState.STOPPED, False, "not running")
         state = SUPERVISOR_STATES.get(info.state, ServiceState.UNKNOWN)
-        healthy = state == ServiceState.RUNNING and self._program_healthy(program)
+        alive = state in (ServiceState.RUNNING, ServiceState.STARTING)
+        healthy = alive and self._program_healthy(program)
         return ServiceStatus(program.name, program.role, program.port, info.pid, state, healthy,
                              info.description)
 
@@ -500,8 +497,9 @@ def port_free(host: str, port: int) -> bool:
 
 def _http_ok(url: str) -> bool:
     try:
-        return httpx.get(url, timeout=2.0).status_code == 200
-    except httpx.HTTPError:
+        with urllib.request.urlopen(url, timeout=2.0) as response:  # noqa: S310 - our own URL
+            return bool(response.status == 200)
+    except (OSError, ValueError):
         return False
 
 

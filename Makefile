@@ -1,0 +1,81 @@
+# ExaPG: two doors. `make up` sets up this machine and starts the stack;
+# `make test` sets up this machine and runs the whole test suite.
+# Both are idempotent: finished set-up steps are remembered in .make/.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMPS := .make
+MODE ?= ha
+PYTEST_ARGS ?=
+
+# Debian packages the local stack and the tests use.
+APT_PACKAGES := postgresql-15 pgbouncer prometheus prometheus-postgres-exporter \
+	docker-compose chromium python3-venv ca-certificates
+
+.PHONY: up test setup system venv frontend lint bench down clean help
+
+help:
+	@echo "make up     set up this machine and start ExaPG (MODE=$(MODE))"
+	@echo "make test   set up this machine and run the test suite"
+	@echo "make lint   ruff"
+	@echo "make bench  benchmarks (results under bench/)"
+	@echo "make down   stop the stack (data kept)"
+
+up: setup
+	$(BIN)/exapg up --mode $(MODE)
+
+test: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+setup: system venv frontend
+
+# Install only what is missing; a second run asks apt nothing.
+system:
+	@missing=$$(for p in $(APT_PACKAGES); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q "install ok installed" || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages: $$missing"; \
+		if [ "$$(id -u)" -ne 0 ]; then SUDO=sudo; fi; \
+		$$SUDO mkdir -p /etc/postgresql-common/createcluster.d; \
+		echo "create_main_cluster = false" | $$SUDO tee /etc/postgresql-common/createcluster.d/exapg.conf >/dev/null; \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null || exit 4; \
+		if [ -d /run/systemd/system ]; then for svc in $$missing; do case $$svc in \
+			pgbouncer|prometheus|prometheus-postgres-exporter) $$SUDO systemctl disable --now $$svc >/dev/null 2>&1 || true;; \
+		esac; done; fi; \
+	fi
+
+venv: $(STAMPS)/venv
+
+$(STAMPS)/venv: pyproject.toml
+	@mkdir -p $(STAMPS)
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "error: Python 3.11 or newer is needed (set PYTHON=...)"; exit 4; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	@touch $@
+
+# The management UI's front end, built once per change of its sources.
+FRONTEND_SOURCES := $(shell test -d frontend && find frontend -path frontend/node_modules -prune -o -path frontend/dist -prune -o -type f -print 2>/dev/null)
+
+frontend: $(if $(wildcard frontend/package.json),$(STAMPS)/frontend)
+
+$(STAMPS)/frontend: $(FRONTEND_SOURCES)
+	@mkdir -p $(STAMPS)
+	cd frontend && npm ci --no-audit --no-fund --loglevel=error && npm run build
+	@touch $@
+
+lint: venv
+	$(BIN)/ruff check src tests bench
+
+bench: setup
+	@for script in bench/*/run.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+down: venv
+	$(BIN)/exapg down
+
+clean:
+	rm -rf $(STAMPS) $(VENV) frontend/node_modules frontend/dist
