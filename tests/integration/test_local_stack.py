@@ -70,7 +70,7 @@ def test_scram_everywhere_and_wrong_password_refused(ha_stack):
         assert rules == [("scram-sha-256",)]
         assert conn.execute("SHOW password_encryption").fetchone()[0] == "scram-sha-256"
     for dsn in (ha_stack.coordinator, ha_stack.pgbouncer):
-        with pytest.raises(psycopg.OperationalError, match="(password|SASL) authentication failed"):
+        with pytest.raises(psycopg.OperationalError, match=r"(password|SASL) authentication failed"):
             psycopg.connect(**{**dsn.kwargs(), "password": "wrong-password"})
 
 

@@ -42,7 +42,10 @@ def _report(actions: list[str], nothing: str) -> None:
 
 def up(
     ctx: typer.Context,
-    mode: Mode | None = typer.Option(None, "--mode", help="standalone, ha (with a hot standby) or cluster (Citus). Default: the stack's current mode, else ha."),
+    mode: Mode | None = typer.Option(
+        None, "--mode",
+        help="standalone, ha (with a hot standby) or cluster (Citus). Default: the stack's mode, else ha.",
+    ),
     workers: int | None = typer.Option(None, "--workers", min=0, max=64, help="Citus workers (cluster mode)."),
     standby: bool | None = typer.Option(None, "--standby/--no-standby", help="Add a hot standby (implied by ha)."),
     backend: str = typer.Option("local", "--backend", help="local (this machine) or docker (Docker Compose)."),
@@ -78,8 +81,9 @@ def _print_connect(runtime: LocalRuntime) -> None:
     s = runtime.settings
     psql = shutil.which("psql") or str(runtime.binaries("psql"))
     info("\nConnect:")
-    info(f"  PGPASSFILE={runtime.passfile} {psql} -h 127.0.0.1 -p {s.coordinator_port} -U {s.postgres_user} {s.postgres_db}")
-    info(f"  via pgBouncer: PGPASSFILE={runtime.passfile} {psql} -h 127.0.0.1 -p {s.pgbouncer_port} -U {s.postgres_user} {s.postgres_db}")
+    for label, port in (("coordinator", s.coordinator_port), ("pgBouncer", s.pgbouncer_port)):
+        info(f"  {label}: PGPASSFILE={runtime.passfile} {psql} -h 127.0.0.1 -p {port} "
+             f"-U {s.postgres_user} {s.postgres_db}")
     info("  or simply: exapg sql    (credentials: exapg credentials)")
 
 

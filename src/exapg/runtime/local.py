@@ -50,7 +50,7 @@ from exapg.runtime.supervisor import ProcessInfo, Supervisor
 from exapg.secrets import REPLICATION_USER, Secrets
 from exapg.settings import Settings
 from exapg.state import StackState
-from exapg.status import Role, ServiceState, ServiceStatus
+from exapg.status import ServiceState, ServiceStatus
 
 Progress = Callable[[str], None]
 SUPERVISOR_STATES = {

@@ -7,6 +7,7 @@ Controlled through its XML-RPC interface over the unix socket.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import shutil
@@ -159,10 +160,8 @@ class Supervisor:
 
     @staticmethod
     def _stop_group(proxy: xmlrpc.client.ServerProxy, name: str) -> None:
-        try:
+        with contextlib.suppress(xmlrpc.client.Fault):  # already stopped
             proxy.supervisor.stopProcessGroup(name)
-        except xmlrpc.client.Fault:
-            pass  # already stopped
 
     def processes(self) -> dict[str, ProcessInfo]:
         if not self.running():
