@@ -181,3 +181,18 @@ def processes_using(path: Path) -> list[int]:
             except OSError:
                 continue
     return found
+
+
+def test_killed_supervisor_is_recovered_by_up(make_stack):
+    stack = make_stack("standalone")
+    supervisord = int((stack.settings.state_dir / "run" / "supervisord.pid").read_text())
+    os.kill(supervisord, signal.SIGKILL)
+    assert wait_for(lambda: not Path(f"/proc/{supervisord}").exists())
+    status = {s["name"]: s for s in json.loads(stack.cli("status", "--json").stdout)}
+    assert status["pgbouncer"]["state"] == "stopped"
+    again = stack.cli("up")
+    assert again.returncode == 0, again.stderr
+    assert "left by a dead supervisor" in again.stdout
+    assert stack.cli("health").returncode == 0
+    with connect(stack.pgbouncer) as conn:
+        assert conn.execute("SELECT 1").fetchone()[0] == 1

@@ -22,6 +22,7 @@ import stat
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
 
@@ -46,7 +47,7 @@ from exapg.proc import ServiceUser, run
 from exapg.runtime import logs as logfiles
 from exapg.runtime import pgbouncer
 from exapg.runtime.base import Program
-from exapg.runtime.supervisor import ProcessInfo, Supervisor
+from exapg.runtime.supervisor import ProcessInfo, Supervisor, reap_orphans
 from exapg.secrets import REPLICATION_USER, Secrets
 from exapg.settings import Settings
 from exapg.state import StackState
@@ -324,28 +325,38 @@ class LocalRuntime:
                    secrets.postgres_password)
 
     # -- supervised programs -----------------------------------------------------------------
-    def programs(self, topology: Topology, secrets: Secrets) -> list[Program]:
-        """Every supervised daemon of this topology, in start order."""
-        return [self._pgbouncer_program(topology, secrets)]
+    @property
+    def _marker(self) -> str:
+        """Set in every supervised program's environment, to find them if orphaned."""
+        return f"EXAPG_STACK={self.root}"
 
-    def _pgbouncer_program(self, topology: Topology, secrets: Secrets) -> Program:
+    def programs(self, topology: Topology) -> list[Program]:
+        """Every supervised daemon of this topology, in start order (no database access)."""
         ini = self.conf_dir / "pgbouncer.ini"
+        programs = [pgbouncer.program(ini, self.settings.pgbouncer_port)]
+        key, value = self._marker.split("=", 1)
+        return [replace(p, environment={**p.environment, key: value}) for p in programs]
+
+    def _write_pgbouncer_files(self, topology: Topology, secrets: Secrets) -> None:
         userlist = self.conf_dir / "userlist.txt"
         with connect(self.dsn_for(topology.coordinator, secrets)) as conn:
             secret = pgbouncer.scram_secret(conn, self.settings.postgres_user)
         self._write_if_changed(userlist, pgbouncer.render_userlist(self.settings.postgres_user, secret))
-        self._write_if_changed(ini, pgbouncer.render_ini(
+        self._write_if_changed(self.conf_dir / "pgbouncer.ini", pgbouncer.render_ini(
             self.settings, coordinator_port=topology.coordinator.port, auth_file=userlist,
             socket_dir=self.run_dir,
         ))
-        return pgbouncer.program(ini, self.settings.pgbouncer_port)
 
     def _ensure_programs(self, topology: Topology, secrets: Secrets) -> list[str]:
-        programs = self.programs(topology, secrets)
+        self._write_pgbouncer_files(topology, secrets)
+        programs = self.programs(topology)
         identifier = f"exapg-{self.settings.compose_project_name}"
         changed = self.supervisor.write(programs, identifier)
         actions = []
         if not self.supervisor.running():
+            reaped = reap_orphans(self._marker)
+            if reaped:
+                actions.append(f"stopped {len(reaped)} process(es) left by a dead supervisor")
             for program in programs:
                 if program.port:
                     self._check_port(program.port, program.name)
@@ -413,20 +424,9 @@ class LocalRuntime:
         topology = self.topology
         result = [self._node_status(node) for node in topology.nodes]
         infos = self.supervisor.processes()
-        for program in self._known_programs(topology):
+        for program in self.programs(topology):
             result.append(self._program_status(program, infos.get(program.name)))
         return result
-
-    def _known_programs(self, topology: Topology) -> list[Program]:
-        """The programs as configured, without touching any database (status must be cheap)."""
-        try:
-            return self.programs_from_config(topology)
-        except ExaPGError:
-            return []
-
-    def programs_from_config(self, topology: Topology) -> list[Program]:
-        ini = self.conf_dir / "pgbouncer.ini"
-        return [pgbouncer.program(ini, self.settings.pgbouncer_port)]
 
     def _node_status(self, node: Node) -> ServiceStatus:
         server = self.server(node)

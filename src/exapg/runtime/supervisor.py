@@ -11,6 +11,7 @@ import contextlib
 import os
 import shlex
 import shutil
+import signal
 import sys
 import time
 import xmlrpc.client
@@ -198,6 +199,34 @@ class Supervisor:
             return int(self.pidfile.read_text(encoding="utf-8").strip())
         except (OSError, ValueError):
             return None
+
+
+def reap_orphans(marker: str, timeout: float = 10) -> list[int]:
+    """Stop programs left running by a supervisord that died (they carry `marker` in their env).
+
+    Without this, a killed supervisord leaves e.g. pgBouncer holding its port and the
+    next `up` could not start a fresh one.
+    """
+    needle = marker.encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if needle in (entry / "environ").read_bytes().split(b"\0"):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    for pid in found:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while any(_alive(pid) for pid in found) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for pid in found:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return found
 
 
 def _alive(pid: int) -> bool:
