@@ -1,0 +1,121 @@
+"""The management API started as a real uvicorn process against the session's `ha_stack`."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import free_port
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class ApiServer:
+    url: str
+    stack: object  # tests.conftest.Stack
+    admin_password: str
+    log: Path
+
+    def client(self, token: str | None = None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+    def login(self, username: str, password: str) -> httpx.Response:
+        with self.client() as client:
+            return client.post("/api/auth/login", json={"username": username, "password": password})
+
+    def token(self, username: str, password: str) -> str:
+        answer = self.login(username, password)
+        assert answer.status_code == 200, answer.text
+        return str(answer.json()["access_token"])
+
+
+def start_api(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("EXAPG_", "POSTGRES_"))}
+    full_env.update(env)
+    full_env["MGMT_BACKEND_PORT"] = str(port)
+    command = [sys.executable, "-m", "uvicorn", "--factory", "exapg.api.app:create_app",
+               "--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
+    with log.open("wb") as out:
+        return subprocess.Popen(command, env=full_env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"management API exited: {log.read_text()[-2000:]}")
+        try:
+            if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"management API not healthy after {timeout}s: {log.read_text()[-2000:]}")
+
+
+@pytest.fixture(scope="session")
+def api_server(ha_stack, tmp_path_factory) -> Iterator[ApiServer]:
+    port = free_port()
+    log = tmp_path_factory.mktemp("api") / "api.log"
+    env = {**ha_stack.env, "EXAPG_SAMPLE_INTERVAL": "1"}
+    process = start_api(env, port, log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, process, log)
+        yield ApiServer(url, ha_stack, ha_stack.runtime.secrets.admin_password, log)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture(scope="session")
+def admin_token(api_server: ApiServer) -> str:
+    return api_server.token("admin", api_server.admin_password)
+
+
+@pytest.fixture
+def admin(api_server: ApiServer, admin_token: str) -> Iterator[httpx.Client]:
+    with api_server.client(admin_token) as client:
+        yield client
+
+
+@dataclass
+class Account:
+    username: str
+    password: str
+    token: str
+
+
+def unique_name(prefix: str) -> str:
+    return f"{prefix}{secrets.token_hex(4)}"
+
+
+@pytest.fixture
+def make_user(api_server: ApiServer, admin: httpx.Client) -> Iterator[Callable[[str], Account]]:
+    """Users created through the API (and deleted again after the test)."""
+    made: list[str] = []
+
+    def factory(role: str) -> Account:
+        name, password = unique_name(role[:4]), secrets.token_urlsafe(16)
+        answer = admin.post("/api/users", json={"username": name, "password": password, "role": role})
+        assert answer.status_code == 201, answer.text
+        made.append(name)
+        return Account(name, password, api_server.token(name, password))
+
+    yield factory
+    for name in made:
+        admin.delete(f"/api/users/{name}")
