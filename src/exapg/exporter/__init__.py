@@ -1,0 +1,1 @@
+"""ExaPG replication exporter: PostgreSQL replication metrics for Prometheus (port 9188)."""

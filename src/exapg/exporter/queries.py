@@ -1,0 +1,74 @@
+"""The SQL of one collection: one statement per server, whatever its role.
+
+Everything a scrape needs comes back as one row (replication senders and slots as JSON
+arrays), so a scrape costs one round trip per server. Role-specific functions sit in
+CASE branches because they raise on the wrong role (pg_current_wal_lsn() in recovery,
+pg_get_wal_replay_pause_state() outside it); CASE evaluates only the branch taken.
+LSNs are returned as byte offsets (lsn - '0/0'); the exporter subtracts them itself,
+so a standby's lag can be measured against the primary's LSN of the same scrape.
+"""
+
+from __future__ import annotations
+
+HEARTBEAT_SCHEMA = "exapg_exporter"
+HEARTBEAT_TABLE = "heartbeat"
+
+_HEARTBEAT_COLUMN = """,
+  (SELECT seq FROM exapg_exporter.heartbeat WHERE id = 1) AS heartbeat_seq"""
+
+_STATE = """
+SELECT
+  r.in_recovery,
+  ctl.system_identifier::text AS system_identifier,
+  CASE WHEN r.in_recovery THEN coalesce(wr.received_tli, ck.timeline_id)
+       -- the first 8 hex digits of a WAL file name are its timeline
+       ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int
+  END AS timeline_id,
+  CASE WHEN NOT r.in_recovery THEN (pg_current_wal_lsn() - '0/0')::float8 END AS current_lsn,
+  (pg_last_wal_receive_lsn() - '0/0')::float8 AS receive_lsn,
+  (pg_last_wal_replay_lsn() - '0/0')::float8 AS replay_lsn,
+  extract(epoch FROM pg_last_xact_replay_timestamp())::float8 AS last_replay_time,
+  extract(epoch FROM clock_timestamp())::float8 AS server_time,
+  CASE WHEN r.in_recovery THEN pg_get_wal_replay_pause_state() <> 'not paused' END
+    AS replay_paused,
+  wr.status AS receiver_status,
+  extract(epoch FROM wr.last_msg_receipt_time)::float8 AS receiver_last_msg_time,
+  (SELECT json_agg(json_build_object(
+      'application_name', s.application_name, 'client_addr', host(s.client_addr),
+      'state', s.state, 'sync_state', s.sync_state,
+      'sent', (s.sent_lsn - '0/0')::float8, 'write', (s.write_lsn - '0/0')::float8,
+      'flush', (s.flush_lsn - '0/0')::float8, 'replay', (s.replay_lsn - '0/0')::float8,
+      'write_lag', extract(epoch FROM s.write_lag)::float8,
+      'flush_lag', extract(epoch FROM s.flush_lag)::float8,
+      'replay_lag', extract(epoch FROM s.replay_lag)::float8) ORDER BY s.pid)
+   FROM pg_stat_replication s) AS senders,
+  (SELECT json_agg(json_build_object(
+      'slot_name', sl.slot_name, 'slot_type', sl.slot_type, 'active', sl.active,
+      'wal_status', sl.wal_status, 'restart', (sl.restart_lsn - '0/0')::float8,
+      'safe_wal_size', sl.safe_wal_size,
+      'xmin_age', greatest(age(sl.xmin), age(sl.catalog_xmin))) ORDER BY sl.slot_name)
+   FROM pg_replication_slots sl) AS slots,
+  to_regclass('exapg_exporter.heartbeat') IS NOT NULL AS heartbeat_exists{heartbeat}
+FROM (SELECT pg_is_in_recovery() AS in_recovery) r
+CROSS JOIN pg_control_system() ctl
+CROSS JOIN pg_control_checkpoint() ck
+LEFT JOIN pg_stat_wal_receiver wr ON true
+"""
+
+# The table only exists once a primary has been written to; reading it before would fail
+# the whole statement, hence two variants.
+STATE = _STATE.format(heartbeat="")
+STATE_WITH_HEARTBEAT = _STATE.format(heartbeat=_HEARTBEAT_COLUMN)
+
+HEARTBEAT_SETUP = (
+    "CREATE SCHEMA IF NOT EXISTS exapg_exporter",
+    "CREATE TABLE IF NOT EXISTS exapg_exporter.heartbeat ("
+    " id int PRIMARY KEY CHECK (id = 1),"
+    " seq bigint NOT NULL,"
+    " written_at timestamptz NOT NULL)",
+)
+
+HEARTBEAT_WRITE = (
+    "INSERT INTO exapg_exporter.heartbeat AS h (id, seq, written_at) VALUES (1, 1, now()) "
+    "ON CONFLICT (id) DO UPDATE SET seq = h.seq + 1, written_at = now() RETURNING seq"
+)

@@ -1,0 +1,272 @@
+"""One watched PostgreSQL server: a persistent connection, bounded in time.
+
+Each server has one worker thread and one connection, reused from scrape to scrape.
+A scrape waits for the worker only until its deadline; then the server counts as down
+for that scrape. A collection still running is joined by the next scrape rather than
+started twice (single flight), so a hanging server never piles up threads or
+connections. If the server stops answering in the middle of a query (a frozen host,
+a stopped process: no statement timeout can fire then), the socket is shut down from
+the scraping thread, which wakes the worker with an error; the next collection
+reconnects, after a backoff that grows while connecting keeps failing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, replace
+
+import psycopg
+from psycopg.rows import dict_row
+
+from exapg.exporter import queries
+from exapg.exporter.config import ExporterConfig, ServerAddress
+from exapg.exporter.samples import ServerSample
+
+log = logging.getLogger("exapg.exporter")
+
+APPLICATION_NAME = "exapg_replication_exporter"
+
+
+class CollectError(Exception):
+    """A server could not be read at this scrape; the message is one line for the log."""
+
+
+@dataclass
+class Backoff:
+    """Delay before the next connection attempt: doubles per failure, reset on success."""
+
+    base: float = 0.5
+    ceiling: float = 15.0
+    failures: int = 0
+    next_attempt: float = 0.0
+
+    def failed(self, now: float) -> None:
+        self.failures += 1
+        self.next_attempt = now + min(self.ceiling, self.base * 2 ** (self.failures - 1))
+
+    def succeeded(self) -> None:
+        self.failures, self.next_attempt = 0, 0.0
+
+    def wait(self, now: float) -> float:
+        return max(0.0, self.next_attempt - now)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One server at one scrape: a sample, or the reason there is none."""
+
+    target: Target
+    sample: ServerSample | None
+    error: str | None
+
+
+class Target:
+    def __init__(
+        self, address: ServerAddress, config: ExporterConfig,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.address = address
+        self.server = address.label
+        self.config = config
+        self.clock = clock
+        self.last_role: str | None = None  # as last observed; the label of a down server
+        self.errors_total = 0
+        self.last_error: str | None = address.problem
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"exporter-{self.server}")
+        self._lock = threading.Lock()
+        self._inflight: Future[ServerSample] | None = None
+        self._conn: psycopg.Connection | None = None
+        self._busy: psycopg.Connection | None = None  # the connection inside a query
+        self._backoff = Backoff()
+        self._heartbeat_column = False
+        self._heartbeat_ready = False
+        self._heartbeat_off = not config.heartbeat
+        self._pending_seq: int | None = None
+        self._mark: tuple[int, float] | None = None
+
+    @property
+    def role_label(self) -> str:
+        return self.last_role or self.address.role
+
+    # -- scraping ------------------------------------------------------------------------
+    def begin(self) -> Future[ServerSample] | None:
+        """Start a collection, or join the one still running; None if unconfigurable."""
+        if self.address.problem:
+            return None
+        with self._lock:
+            if self._inflight is None or self._inflight.done():
+                self._inflight = self._pool.submit(self._collect)
+            return self._inflight
+
+    def finish(self, future: Future[ServerSample] | None, deadline: float) -> Outcome:
+        """Wait for `future` until `deadline`; the outcome says what became of it."""
+        try:
+            if future is None:
+                raise CollectError(f"invalid address: {self.address.problem}")
+            sample = future.result(timeout=max(0.0, deadline - self.clock()))
+        except FutureTimeout:
+            self._interrupt()
+            return self._failure(f"no answer within {self.config.scrape_timeout:g} s")
+        except CollectError as exc:
+            return self._failure(str(exc))
+        if self.last_error is not None:
+            log.info("%s %s: collecting again (%s)", sample.role, self.server, "connected")
+        self.last_error, self.last_role = None, sample.role
+        return Outcome(self, sample, None)
+
+    def _failure(self, message: str) -> Outcome:
+        self.errors_total += 1
+        if message != self.last_error:  # one line per change of state, not per scrape
+            log.error("%s %s: %s", self.role_label, self.server, message)
+        self.last_error = message
+        return Outcome(self, None, message)
+
+    def _interrupt(self) -> None:
+        """Wake a worker stuck in a query on a server that stopped answering."""
+        conn = self._busy
+        if conn is None:
+            return  # still connecting: connect_timeout bounds that
+        try:
+            with socket.socket(fileno=os.dup(conn.pgconn.socket)) as sock:
+                sock.shutdown(socket.SHUT_RDWR)
+        except (OSError, psycopg.Error):
+            pass  # already closed by the worker
+
+    # -- the worker thread -----------------------------------------------------------------
+    def _collect(self) -> ServerSample:
+        conn = self._connection()
+        pending = self._pending_seq
+        try:
+            row = self._query_state(conn)
+        except psycopg.Error as exc:
+            self._drop(conn)
+            raise CollectError(_describe(exc)) from None
+        sample = ServerSample.parse(row)
+        self._heartbeat_column = sample.heartbeat_exists
+        if sample.in_recovery:
+            self._mark = self._pending_seq = None
+        elif pending is not None and sample.current_lsn is not None:
+            # The heartbeat committed before this statement began, so its commit record
+            # lies below the LSN this statement read.
+            self._mark, self._pending_seq = (pending, sample.current_lsn), None
+        return replace(sample, heartbeat_mark=self._mark)
+
+    def _query_state(self, conn: psycopg.Connection) -> dict:
+        with self._using(conn):
+            try:
+                query = queries.STATE_WITH_HEARTBEAT if self._heartbeat_column else queries.STATE
+                row = conn.execute(query, prepare=True).fetchone()
+            except psycopg.errors.UndefinedTable:  # heartbeat table dropped meanwhile
+                self._heartbeat_column = False
+                row = conn.execute(queries.STATE, prepare=True).fetchone()
+        if row is None:
+            raise CollectError("the state query returned no row")
+        return row
+
+    def _connection(self) -> psycopg.Connection:
+        if self._conn is not None and not self._conn.closed:
+            return self._conn
+        wait = self._backoff.wait(self.clock())
+        if wait > 0:
+            raise CollectError(self.last_error or "not connected")
+        try:
+            conn = psycopg.connect(**self._connect_args())
+        except psycopg.Error as exc:
+            self._backoff.failed(self.clock())
+            raise CollectError(_describe(exc)) from None
+        self._backoff.succeeded()
+        self._conn, self._heartbeat_ready = conn, False
+        return conn
+
+    def _connect_args(self) -> dict:
+        config = self.config
+        args: dict = {
+            "host": self.address.host,
+            "port": self.address.port,
+            "dbname": config.dbname,
+            "user": config.user,
+            "sslmode": config.sslmode,
+            "connect_timeout": config.connect_timeout,
+            "application_name": APPLICATION_NAME,
+            # jit off: compiling a cheap catalog query would cost more than running it
+            "options": f"-c statement_timeout={config.statement_timeout_ms} "
+                       f"-c lock_timeout={config.statement_timeout_ms} -c jit=off",
+            "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
+            "keepalives_count": 3,
+            "autocommit": True,
+            "prepare_threshold": 0,
+            "row_factory": dict_row,
+        }
+        if config.password is not None:
+            args["password"] = config.password
+        if config.sslrootcert:
+            args["sslrootcert"] = config.sslrootcert
+        return args
+
+    def _drop(self, conn: psycopg.Connection) -> None:
+        self._heartbeat_column = False
+        if self._conn is conn:
+            self._conn = None
+        with suppress(psycopg.Error):
+            conn.close()
+
+    @contextmanager
+    def _using(self, conn: psycopg.Connection) -> Iterator[None]:
+        self._busy = conn
+        try:
+            yield
+        finally:
+            self._busy = None
+
+    # -- heartbeat (primary) ---------------------------------------------------------------
+    def write_heartbeat(self) -> None:
+        """Queue a heartbeat write behind any running collection; nobody waits for it."""
+        if self._heartbeat_off or self.address.problem:
+            return
+        with self._lock:
+            self._pool.submit(self._beat)
+
+    def _beat(self) -> None:
+        conn = self._conn
+        if conn is None or conn.closed:
+            return
+        try:
+            with self._using(conn):
+                if not self._heartbeat_ready:
+                    for statement in queries.HEARTBEAT_SETUP:
+                        conn.execute(statement)
+                    self._heartbeat_ready = True
+                row = conn.execute(queries.HEARTBEAT_WRITE, prepare=True).fetchone()
+        except (psycopg.errors.InsufficientPrivilege, psycopg.errors.ReadOnlySqlTransaction) as exc:
+            self._heartbeat_off = True
+            log.warning("%s: heartbeat disabled, cannot write it: %s", self.server, _describe(exc))
+            return
+        except psycopg.errors.UniqueViolation:
+            return  # another exporter created the table at the same moment; next time
+        except psycopg.Error as exc:
+            log.debug("%s: heartbeat not written: %s", self.server, _describe(exc))
+            if conn.broken:
+                self._drop(conn)
+            return
+        self._pending_seq = int(row["seq"]) if row else None
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        conn = self._conn
+        if conn is not None:
+            self._interrupt()
+            self._drop(conn)
+
+
+def _describe(exc: BaseException) -> str:
+    """The informative line of a psycopg error (libpq puts hints on later lines)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
