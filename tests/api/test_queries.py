@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 
@@ -27,16 +28,14 @@ class Sleeper:
     def _run(self, seconds: int) -> None:
         try:
             self.conn.execute("SELECT pg_sleep(%s)", (seconds,))
-        except BaseException as exc:  # noqa: BLE001 - we record how the query ended
+        except BaseException as exc:
             self.error = exc
         finally:
             self.finished.set()
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(psycopg.Error):
             self.conn.cancel()
-        except psycopg.Error:
-            pass
         self.finished.wait(10)
         self.conn.close()
 
