@@ -9,6 +9,7 @@ from functools import cached_property
 
 import typer
 
+from exapg.cli import cluster as cluster_cmds
 from exapg.cli import config as config_cmds
 from exapg.cli import stack as stack_cmds
 from exapg.cli.output import error
@@ -46,6 +47,7 @@ def _root(
 
 stack_cmds.register(app)
 config_cmds.register(app)
+cluster_cmds.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:

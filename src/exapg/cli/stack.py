@@ -214,17 +214,6 @@ def credentials(
     print_json(data) if as_json else print_mapping(data, title="ExaPG credentials (keep them secret)")
 
 
-def scale(
-    ctx: typer.Context,
-    workers: int = typer.Option(..., "--workers", min=0, max=64, help="Number of Citus workers."),
-) -> None:
-    """Change the number of Citus workers (cluster mode)."""
-    runtime = _runtime(ctx, progress=True)
-    with _spinner(ctx):  # type: ignore[attr-defined]
-        actions = runtime.scale(workers)
-    _report(actions, "nothing to do")
-
-
 def register(app: typer.Typer) -> None:
-    for command in (up, stop, restart, down, status, health, logs, sql, credentials, scale):
+    for command in (up, stop, restart, down, status, health, logs, sql, credentials):
         app.command()(command)

@@ -119,6 +119,17 @@ def node_settings(*, port: int, listen: str, socket_dir: Path, name: str) -> dic
     }
 
 
+def citus_settings() -> dict[str, str]:
+    """Citus preloaded first; logical WAL so shard moves run online (no write blocking)."""
+    return {
+        "shared_preload_libraries": "citus,pg_stat_statements",
+        "wal_level": "logical",
+        "citus.node_conninfo": "sslmode=prefer",
+        "citus.shard_count": "32",
+        "citus.max_background_task_executors_per_node": "2",
+    }
+
+
 def quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
 

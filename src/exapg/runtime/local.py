@@ -31,11 +31,13 @@ from psycopg import sql
 
 from exapg import secrets as secret_store
 from exapg import state as state_file
+from exapg.cluster import citus
 from exapg.cluster.topology import Mode, Node, Topology
 from exapg.errors import (
     CommandError,
     ConfigurationError,
     ExaPGError,
+    InvalidParameterError,
     MissingDependencyError,
     OperationTimeoutError,
 )
@@ -151,8 +153,12 @@ class LocalRuntime:
             coordinator = topology.coordinator
             actions += self._ensure_node(coordinator, topology, secrets)
             actions += self._bootstrap(coordinator, topology, secrets)
+            if previous is not None:
+                actions += self._remove_workers(previous, topology, secrets)
             for node in topology.nodes[1:]:
                 actions += self._ensure_node(node, topology, secrets)
+            if topology.mode == Mode.CLUSTER:
+                actions += self._ensure_citus(topology, secrets)
             actions += self._ensure_programs(topology, secrets)
         return actions
 
@@ -257,6 +263,8 @@ class LocalRuntime:
             name=f"{self.settings.compose_project_name}/{node.name}",
         )
         params.update(pgconf.analytics_tuning(self._node_resources(topology)))
+        if topology.mode == Mode.CLUSTER:
+            params.update(pgconf.citus_settings())
         if node.is_standby:
             primary = topology.node(node.primary or "coordinator")
             params["primary_conninfo"] = (
@@ -300,15 +308,9 @@ class LocalRuntime:
             )
 
     def _bootstrap(self, node: Node, topology: Topology, secrets: Secrets) -> list[str]:
-        """Idempotent SQL: database, replication role and slots, extensions."""
-        actions = []
-        admin = Dsn("127.0.0.1", node.port, "postgres", self.settings.postgres_user,
-                    secrets.postgres_password)
-        with connect(admin) as conn:
-            db = self.settings.postgres_db
-            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db,)).fetchone():
-                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db)))
-                actions.append(f"database {db} created")
+        """Idempotent SQL on the coordinator: database, extensions, replication role and slots."""
+        actions = self._ensure_database(node, topology, secrets)
+        with connect(self._admin_dsn(node, secrets)) as conn:
             _ensure_replication_role(conn, secrets.replication_password)
             for standby in topology.standbys:
                 conn.execute(
@@ -316,9 +318,69 @@ class LocalRuntime:
                     "(SELECT 1 FROM pg_replication_slots WHERE slot_name = %s)",
                     (standby.slot, standby.slot),
                 )
+        return actions
+
+    def _admin_dsn(self, node: Node, secrets: Secrets) -> Dsn:
+        return Dsn("127.0.0.1", node.port, "postgres", self.settings.postgres_user, secrets.postgres_password)
+
+    def _ensure_database(self, node: Node, topology: Topology, secrets: Secrets) -> list[str]:
+        actions = []
+        with connect(self._admin_dsn(node, secrets)) as conn:
+            db = self.settings.postgres_db
+            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db,)).fetchone():
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db)))
+                actions.append(f"{node.name}: database {db} created")
         with connect(self.dsn_for(node, secrets)) as conn:
+            if topology.mode == Mode.CLUSTER:
+                citus.prepare_node(conn)
             conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         return actions
+
+    # -- Citus -----------------------------------------------------------------------------------
+    def _ensure_citus(self, topology: Topology, secrets: Secrets) -> list[str]:
+        """Extension on every worker, coordinator host set, every worker registered."""
+        actions = []
+        for worker in topology.workers:
+            actions += self._ensure_database(worker, topology, secrets)
+        with connect(self.dsn_for(topology.coordinator, secrets)) as conn:
+            citus.set_auth(conn, self.settings.postgres_user, secrets.postgres_password)
+            citus.set_coordinator(conn, "127.0.0.1", topology.coordinator.port)
+            for worker in topology.workers:
+                if citus.register_worker(conn, "127.0.0.1", worker.port):
+                    actions.append(f"{worker.name}: registered with the coordinator")
+        return actions
+
+    def _remove_workers(self, previous: StackState, topology: Topology, secrets: Secrets) -> list[str]:
+        """Scale in: drain each worker beyond the new count, remove it, stop it, set its data aside."""
+        if previous.mode != Mode.CLUSTER:
+            return []
+        old = Topology.build(self.settings, previous.mode, previous.workers, previous.standby)
+        keep = {w.name for w in topology.workers}
+        actions = []
+        for worker in reversed(old.workers):
+            if worker.name in keep:
+                continue
+            self.progress(f"{worker.name}: draining its shards to the other workers")
+            with connect(self.dsn_for(topology.coordinator, secrets), statement_timeout_ms=0) as conn:
+                citus.remove_worker(conn, "127.0.0.1", worker.port)
+            self.server(worker).stop(timeout=self.settings.start_timeout)
+            aside = worker.datadir.with_name(f".removed-{worker.name}-{int(time.time())}")
+            if worker.datadir.exists():
+                os.replace(worker.datadir, aside)
+            actions.append(f"{worker.name}: drained, removed and stopped (data kept in {aside})")
+        return actions
+
+    def rebalance(self, wait: bool = True) -> list[str]:
+        """Start Citus's background rebalance and (by default) follow it to the end."""
+        topology = self.topology
+        with connect(self.dsn(), statement_timeout_ms=0) as conn:
+            job = citus.start_rebalance(conn)
+            if job is None:
+                return ["shards are balanced: nothing to move"]
+            if not wait:
+                return [f"rebalance job {job} started in the background"]
+            citus.wait_rebalance(conn, job, timeout=3600, progress=self.progress)
+        return [f"rebalance job {job} finished across {len(topology.workers)} workers"]
 
     def dsn_for(self, node: Node, secrets: Secrets) -> Dsn:
         return Dsn("127.0.0.1", node.port, self.settings.postgres_db, self.settings.postgres_user,
@@ -423,9 +485,32 @@ class LocalRuntime:
     def status(self) -> list[ServiceStatus]:
         topology = self.topology
         result = [self._node_status(node) for node in topology.nodes]
+        if topology.workers:
+            result = self._with_citus_membership(result, topology)
         infos = self.supervisor.processes()
         for program in self.programs(topology):
             result.append(self._program_status(program, infos.get(program.name)))
+        return result
+
+    def _with_citus_membership(self, statuses: list[ServiceStatus], topology: Topology) -> list[ServiceStatus]:
+        """Workers as Citus sees them (pg_dist_node): a running but inactive worker is unhealthy."""
+        try:
+            with connect(self.dsn(), statement_timeout_ms=5000) as conn:
+                members = {w.port: w for w in citus.workers(conn)}
+        except (ExaPGError, psycopg.Error):
+            return statuses
+        ports = {w.port for w in topology.workers}
+        result = []
+        for status in statuses:
+            member = members.get(status.port) if status.port in ports else None
+            if status.port in ports and status.healthy:
+                if member is None:
+                    status = replace(status, healthy=False, detail="not registered with the coordinator")
+                else:
+                    size = f"{member.bytes / 1024**2:.1f} MB"
+                    detail = f"{'active' if member.active else 'INACTIVE'}, {member.shards} shards, {size}"
+                    status = replace(status, healthy=member.active, detail=detail)
+            result.append(status)
         return result
 
     def _node_status(self, node: Node) -> ServiceStatus:
@@ -467,11 +552,16 @@ class LocalRuntime:
             files = {service: files[service]}
         return logfiles.read(files, follow=follow, since=since, timestamps=timestamps)
 
-    def scale(self, workers: int) -> list[str]:
+    def scale(self, workers: int, rebalance: bool = True) -> list[str]:
         current = self.require_state()
         if current.mode != Mode.CLUSTER:
             raise ExaPGError("scaling workers needs a cluster-mode stack: exapg up --mode cluster")
-        return self.up(mode=str(Mode.CLUSTER), workers=workers)
+        if workers < 1:
+            raise InvalidParameterError("a cluster needs at least one worker")
+        actions = self.up(mode=str(Mode.CLUSTER), workers=workers)
+        if rebalance and workers > current.workers:
+            actions += self.rebalance()
+        return actions
 
 
 def _ensure_replication_role(conn: psycopg.Connection, password: str) -> None:

@@ -1,0 +1,197 @@
+"""Citus membership, run against the coordinator: shared by the local runtime and the
+Docker worker image (`python -m exapg.cluster.register`).
+
+Citus does the distributing; ExaPG only orchestrates it: registration is idempotent,
+and a worker is removed only after Citus has drained every placement off it.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import psycopg
+from psycopg import sql
+
+from exapg.errors import ExaPGError, InvalidParameterError, OperationTimeoutError
+
+NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    host: str
+    port: int
+    active: bool
+    shards: int
+    bytes: int
+
+
+def conninfo_quote(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def prepare_node(conn: psycopg.Connection) -> None:
+    """On every node, in the application database: the extension (idempotent)."""
+    conn.execute("CREATE EXTENSION IF NOT EXISTS citus")
+
+
+def set_auth(conn: psycopg.Connection, role: str, password: str) -> None:
+    """Store the password Citus uses between nodes (pg_dist_authinfo; nodeid 0 = every node)."""
+    authinfo = f"password={conninfo_quote(password)}"
+    conn.execute("DELETE FROM pg_dist_authinfo WHERE nodeid = 0 AND rolename = %s", (role,))
+    conn.execute(
+        "INSERT INTO pg_dist_authinfo (nodeid, rolename, authinfo) VALUES (0, %s, %s)", (role, authinfo)
+    )
+
+
+def set_coordinator(conn: psycopg.Connection, host: str, port: int) -> None:
+    conn.execute("SELECT citus_set_coordinator_host(%s, %s)", (host, port))
+
+
+def register_worker(conn: psycopg.Connection, host: str, port: int) -> bool:
+    """Add the worker unless it is already known; True when it was added (or re-activated)."""
+    row = conn.execute(
+        "SELECT isactive FROM pg_dist_node WHERE nodename = %s AND nodeport = %s", (host, port)
+    ).fetchone()
+    if row is None:
+        conn.execute("SELECT citus_add_node(%s, %s)", (host, port))
+        return True
+    if not row[0]:
+        conn.execute("SELECT citus_activate_node(%s, %s)", (host, port))
+        return True
+    return False
+
+
+def placements_on(conn: psycopg.Connection, host: str, port: int) -> int:
+    row = conn.execute(
+        "SELECT count(*) FROM pg_dist_placement p JOIN pg_dist_node n USING (groupid) "
+        "WHERE n.nodename = %s AND n.nodeport = %s",
+        (host, port),
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def remove_worker(conn: psycopg.Connection, host: str, port: int) -> None:
+    """Drain the worker, check that nothing is left on it, then remove it from the metadata."""
+    known = conn.execute(
+        "SELECT 1 FROM pg_dist_node WHERE nodename = %s AND nodeport = %s", (host, port)
+    ).fetchone()
+    if not known:
+        return
+    conn.execute("SELECT citus_set_node_property(%s, %s, 'shouldhaveshards', false)", (host, port))
+    conn.execute("SELECT citus_drain_node(%s, %s)", (host, port))
+    left = placements_on(conn, host, port)
+    if left:
+        raise ExaPGError(
+            f"worker {host}:{port} still holds {left} shard placement(s) after draining: "
+            "it was not removed; check 'exapg status' and retry"
+        )
+    conn.execute("SELECT citus_remove_node(%s, %s)", (host, port))
+
+
+def start_rebalance(conn: psycopg.Connection) -> int | None:
+    """Start Citus's background rebalance; the job id, or None when nothing needs moving."""
+    try:
+        row = conn.execute("SELECT citus_rebalance_start()").fetchone()
+    except psycopg.errors.ObjectNotInPrerequisiteState:
+        return None
+    return int(row[0]) if row and row[0] is not None else None
+
+
+def wait_rebalance(
+    conn: psycopg.Connection, job_id: int, timeout: float, progress: Callable[[str], None]
+) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        row = conn.execute(
+            "SELECT state::text, details FROM citus_job_status(%s)", (job_id,)
+        ).fetchone()
+        state, details = (row[0], row[1]) if row else ("finished", None)
+        if state in ("finished", "cancelled", "failed"):
+            if state != "finished":
+                raise ExaPGError(f"rebalance job {job_id} {state}: see citus_rebalance_status()")
+            return
+        tasks = (details or {}).get("task_state_counts", {}) if isinstance(details, dict) else {}
+        done = tasks.get("done", 0)
+        total = sum(tasks.values()) if tasks else 0
+        progress(f"rebalancing shards: {done}/{total} moves done")
+        if time.monotonic() > deadline:
+            raise OperationTimeoutError(
+                f"rebalance job {job_id} still running after {timeout:.0f}s: it goes on in the "
+                "background; follow it with SELECT * FROM citus_rebalance_status()"
+            )
+        time.sleep(0.5)
+
+
+def workers(conn: psycopg.Connection) -> list[WorkerInfo]:
+    """Workers from pg_dist_node with their shard count and data size (one query)."""
+    rows = conn.execute(
+        """
+        SELECT n.nodename, n.nodeport, n.isactive,
+               count(s.shardid),
+               coalesce(sum(s.shard_size), 0)
+        FROM pg_dist_node n
+        LEFT JOIN citus_shards s ON s.nodename = n.nodename AND s.nodeport = n.nodeport
+        WHERE n.noderole = 'primary' AND n.groupid <> 0
+        GROUP BY 1, 2, 3 ORDER BY 2
+        """
+    ).fetchall()
+    return [WorkerInfo(r[0], int(r[1]), bool(r[2]), int(r[3]), int(r[4])) for r in rows]
+
+
+def table_identifier(name: str) -> sql.Composed:
+    """'table' or 'schema.table', validated, as a quoted identifier."""
+    parts = name.split(".")
+    if not 1 <= len(parts) <= 2 or not all(NAME_RE.match(p) for p in parts):
+        raise InvalidParameterError(
+            f"invalid table name {name!r}: use table or schema.table (letters, digits, _)"
+        )
+    return sql.SQL(".").join(sql.Identifier(p) for p in parts)
+
+
+def column_name(name: str) -> str:
+    if not NAME_RE.match(name):
+        raise InvalidParameterError(f"invalid column name {name!r}: letters, digits and _ only")
+    return name
+
+
+def require_table(conn: psycopg.Connection, name: str) -> str:
+    table = table_identifier(name).as_string(conn)
+    if conn.execute("SELECT to_regclass(%s)", (table,)).fetchone()[0] is None:
+        raise InvalidParameterError(f"table {name!r} does not exist in the coordinator's database")
+    return table
+
+
+def distribute(
+    conn: psycopg.Connection, table: str, column: str, colocate_with: str | None, shard_count: int | None
+) -> None:
+    qualified = require_table(conn, table)
+    column_name(column)
+    exists = conn.execute(
+        "SELECT 1 FROM pg_attribute WHERE attrelid = %s::regclass AND attname = %s AND NOT attisdropped",
+        (qualified, column),
+    ).fetchone()
+    if not exists:
+        raise InvalidParameterError(f"table {table!r} has no column {column!r}")
+    colocate = require_table(conn, colocate_with) if colocate_with else "default"
+    if shard_count is not None and colocate_with:
+        raise InvalidParameterError("--shard-count and --colocate-with cannot be combined")
+    if shard_count is not None:
+        conn.execute(
+            "SELECT create_distributed_table(%s, %s, shard_count => %s)", (qualified, column, shard_count)
+        )
+    else:
+        conn.execute(
+            "SELECT create_distributed_table(%s, %s, colocate_with => %s)", (qualified, column, colocate)
+        )
+
+
+def make_reference(conn: psycopg.Connection, table: str) -> None:
+    conn.execute("SELECT create_reference_table(%s)", (require_table(conn, table),))
+
+
+def make_columnar(conn: psycopg.Connection, table: str) -> None:
+    conn.execute("SELECT alter_table_set_access_method(%s, 'columnar')", (require_table(conn, table),))
