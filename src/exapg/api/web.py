@@ -65,7 +65,7 @@ def mount_frontend(app: FastAPI, ui_dir: Path | None) -> None:
     """The single-page app at /: files from the build, index.html for client-side routes."""
     root = ui_dir.resolve() if ui_dir else None
 
-    @app.get("/{path:path}", include_in_schema=False)
+    @app.api_route("/{path:path}", methods=["GET", "HEAD"], include_in_schema=False)
     def frontend(path: str) -> Response:
         if path == "api" or path.startswith("api/"):
             return JSONResponse({"detail": "Not Found"}, status_code=404)
