@@ -110,7 +110,7 @@ class Target:
         """Wait for `future` until `deadline`; the outcome says what became of it."""
         try:
             if future is None:
-                raise CollectError(f"invalid address: {self.address.problem}")
+                raise CollectError(str(self.address.problem))  # logged at start-up
             sample = future.result(timeout=max(0.0, deadline - self.clock()))
         except FutureTimeout:
             self._interrupt()

@@ -5,25 +5,34 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
+from dataclasses import dataclass
 
 import pytest
-from conftest import server_label, stack_env
+from tests.conftest import Stack
 
+from conftest import RunningExporter, server_label, stack_env
 from exapg.exporter.metrics import SPECS
 from exapg.postgres.conn import connect
 
 pytestmark = pytest.mark.integration
 
 
+@dataclass
+class Pair:
+    stack: Stack
+    exporter: RunningExporter
+    primary: str  # server labels
+    standby: str
+
+
 @pytest.fixture
 def pair(ha_stack, start_exporter):
-    exporter = start_exporter(stack_env(ha_stack))
-    primary, standby = server_label(ha_stack.coordinator.port), server_label(ha_stack.standby.port)
-    return ha_stack, exporter, primary, standby
+    return Pair(ha_stack, start_exporter(stack_env(ha_stack)),
+                server_label(ha_stack.coordinator.port), server_label(ha_stack.standby.port))
 
 
 def test_idle_pair_reports_no_lag(pair):
-    stack, exporter, primary, standby = pair
+    exporter, primary, standby = pair.exporter, pair.primary, pair.standby
     exporter.scrape()
     time.sleep(2.5)  # an idle primary: the seed's now() - last replay would be >= 2.5 s here
     samples = exporter.scrape()
@@ -47,7 +56,7 @@ def test_idle_pair_reports_no_lag(pair):
 
 
 def test_lag_appears_while_replay_paused_and_clears_after(pair):
-    stack, exporter, primary, standby = pair
+    stack, exporter, primary, standby = pair.stack, pair.exporter, pair.primary, pair.standby
     with connect(stack.standby) as conn:
         conn.execute("SELECT pg_wal_replay_pause()")
         try:
@@ -77,7 +86,7 @@ def test_lag_appears_while_replay_paused_and_clears_after(pair):
 
 
 def test_generation_rate_is_a_rate_not_a_position(pair):
-    stack, exporter, primary, standby = pair
+    stack, exporter, primary = pair.stack, pair.exporter, pair.primary
     started = time.monotonic()
     exporter.scrape()
     time.sleep(1.1)
@@ -97,7 +106,7 @@ def test_generation_rate_is_a_rate_not_a_position(pair):
 
 
 def test_slot_metrics_follow_a_slot(pair):
-    stack, exporter, primary, standby = pair
+    stack, exporter, primary, standby = pair.stack, pair.exporter, pair.primary, pair.standby
     before = exporter.scrape().get_value("pg_replication_slots_total", server=primary)
     with connect(stack.coordinator) as conn:
         conn.execute("SELECT pg_create_physical_replication_slot(%s, true)", ("exporter_probe",))
@@ -123,7 +132,7 @@ def test_slot_metrics_follow_a_slot(pair):
 
 
 def test_heartbeat_reaches_the_standby(pair):
-    stack, exporter, primary, standby = pair
+    stack, exporter, standby = pair.stack, pair.exporter, pair.standby
     for _ in range(4):  # table created, heartbeat written, its LSN learnt, standby checked
         exporter.scrape()
         time.sleep(0.3)
@@ -138,7 +147,7 @@ def test_heartbeat_reaches_the_standby(pair):
 
 
 def test_openmetrics_when_asked_and_health_json(pair):
-    stack, exporter, primary, standby = pair
+    exporter, primary, standby = pair.exporter, pair.primary, pair.standby
     response = exporter.get("/metrics", Accept="application/openmetrics-text; version=1.0.0")
     assert response.headers["content-type"].startswith("application/openmetrics-text")
     assert response.text.rstrip().endswith("# EOF")
@@ -153,7 +162,7 @@ def test_promtool_accepts_everything_but_legacy_names(pair, tmp_path):
     promtool = shutil.which("promtool")
     if promtool is None:
         pytest.skip("promtool is not installed")
-    stack, exporter, primary, standby = pair
+    exporter = pair.exporter
     text = exporter.get("/metrics").text
     result = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True,
                             text=True, timeout=30, check=False)
@@ -162,8 +171,30 @@ def test_promtool_accepts_everything_but_legacy_names(pair, tmp_path):
     assert [line for line in complaints if not line.startswith(legacy)] == []
 
 
-def test_scrape_is_fast_and_uses_one_statement_per_server(pair):
-    stack, exporter, primary, standby = pair
+def statement_calls(dsn, pattern: str) -> int:
+    with connect(dsn) as conn:
+        row = conn.execute("SELECT coalesce(sum(calls), 0) FROM pg_stat_statements "
+                           "WHERE query LIKE %s", (pattern,)).fetchone()
+    return int(row[0])
+
+
+def test_one_state_statement_per_server_per_scrape(pair):
+    exporter, stack = pair.exporter, pair.stack
+    exporter.scrape()
+    time.sleep(0.2)
+    state, beat = "%heartbeat_exists%", "%INSERT INTO exapg_exporter.heartbeat%"
+    before = [statement_calls(d, state) for d in (stack.coordinator, stack.standby)]
+    beats_before = statement_calls(stack.coordinator, beat)
+    for _ in range(20):
+        exporter.scrape()
+    time.sleep(0.2)
+    after = [statement_calls(d, state) for d in (stack.coordinator, stack.standby)]
+    assert [a - b for a, b in zip(after, before, strict=True)] == [20, 20]
+    assert statement_calls(stack.coordinator, beat) - beats_before == 20
+
+
+def test_scrape_is_fast(pair):
+    exporter = pair.exporter
     for _ in range(3):
         exporter.scrape()
     durations = []
