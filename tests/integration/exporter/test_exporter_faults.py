@@ -10,9 +10,11 @@ import time
 
 import httpx
 import pytest
+from psycopg import sql
 from tests.conftest import free_port
 
 from conftest import parse, postgres_processes, server_label, signal_all, stack_env
+from exapg.postgres.conn import connect
 
 pytestmark = pytest.mark.integration
 
@@ -86,10 +88,9 @@ def test_standby_of_another_cluster_is_inconsistent(ha_stack, make_stack, start_
     exporter = start_exporter(env)
     # both clusters share the superuser name but not the password: give the other one's
     # standby a role with the first cluster's password, through the other primary
-    from exapg.postgres.conn import connect
-    with connect(other.coordinator) as conn:
-        conn.execute(f"ALTER ROLE {ha_stack.settings.postgres_user} PASSWORD %s".replace(
-            "%s", "'" + ha_stack.password.replace("'", "''") + "'"))
+    with connect(other.coordinator) as conn:  # utility statements take no bound parameters
+        conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+            sql.Identifier(ha_stack.settings.postgres_user), sql.Literal(ha_stack.password)))
     standby = server_label(other.standby.port)
     samples = exporter.scrape_until(lambda s: s.get_value("pg_up", server=standby) == 1)
     assert samples.get_value("pg_data_consistency_check", server=standby) == 0
