@@ -25,6 +25,7 @@ SELECT
        ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int
   END AS timeline_id,
   CASE WHEN NOT r.in_recovery THEN (pg_current_wal_lsn() - '0/0')::float8 END AS current_lsn,
+  CASE WHEN NOT r.in_recovery THEN (pg_current_wal_insert_lsn() - '0/0')::float8 END AS insert_lsn,
   (pg_last_wal_receive_lsn() - '0/0')::float8 AS receive_lsn,
   (pg_last_wal_replay_lsn() - '0/0')::float8 AS replay_lsn,
   extract(epoch FROM pg_last_xact_replay_timestamp())::float8 AS last_replay_time,

@@ -69,7 +69,8 @@ class ServerSample:
     in_recovery: bool
     system_identifier: str
     timeline_id: int | None
-    current_lsn: float | None  # primary only
+    current_lsn: float | None  # primary only: WAL written
+    insert_lsn: float | None  # primary only: WAL inserted (ahead of written)
     receive_lsn: float | None  # standby only
     replay_lsn: float | None  # standby only
     last_replay_time: float | None  # epoch seconds of the last replayed commit
@@ -101,6 +102,7 @@ class ServerSample:
             system_identifier=str(row["system_identifier"]),
             timeline_id=row.get("timeline_id"),
             current_lsn=_float(row.get("current_lsn")),
+            insert_lsn=_float(row.get("insert_lsn")),
             receive_lsn=_float(row.get("receive_lsn")),
             replay_lsn=_float(row.get("replay_lsn")),
             last_replay_time=_float(row.get("last_replay_time")),

@@ -153,10 +153,11 @@ class Target:
         self._heartbeat_column = sample.heartbeat_exists
         if sample.in_recovery:
             self._mark = self._pending_seq = None
-        elif pending is not None and sample.current_lsn is not None:
+        elif pending is not None and sample.insert_lsn is not None:
             # The heartbeat committed before this statement began, so its commit record
-            # lies below the LSN this statement read.
-            self._mark, self._pending_seq = (pending, sample.current_lsn), None
+            # lies below the insert position this statement read (even if, committed
+            # asynchronously, it is not yet written out).
+            self._mark, self._pending_seq = (pending, sample.insert_lsn), None
         return replace(sample, heartbeat_mark=self._mark)
 
     def _query_state(self, conn: psycopg.Connection) -> dict:
@@ -196,9 +197,12 @@ class Target:
             "sslmode": config.sslmode,
             "connect_timeout": config.connect_timeout,
             "application_name": APPLICATION_NAME,
-            # jit off: compiling a cheap catalog query would cost more than running it
+            # jit off: compiling a cheap catalog query would cost more than running it.
+            # synchronous_commit off: the heartbeat (our only write) must neither wait for
+            # a disk flush nor hang on a synchronous standby that is down.
             "options": f"-c statement_timeout={config.statement_timeout_ms} "
-                       f"-c lock_timeout={config.statement_timeout_ms} -c jit=off",
+                       f"-c lock_timeout={config.statement_timeout_ms} -c jit=off "
+                       "-c synchronous_commit=off",
             "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
             "keepalives_count": 3,
             "autocommit": True,

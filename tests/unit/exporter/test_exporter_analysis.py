@@ -15,6 +15,7 @@ NOW = 1_800_000_000.0
 
 def primary(lsn: float = 1000.0, **kw) -> ServerSample:
     values = dict(in_recovery=False, system_identifier="7", timeline_id=1, current_lsn=lsn,
+                  insert_lsn=lsn,
                   receive_lsn=None, replay_lsn=None, last_replay_time=None, server_time=NOW,
                   replay_paused=None, receiver_status=None, receiver_last_msg_time=None)
     return ServerSample(**{**values, **kw})
@@ -22,6 +23,7 @@ def primary(lsn: float = 1000.0, **kw) -> ServerSample:
 
 def standby(replay: float = 1000.0, receive: float | None = 1000.0, **kw) -> ServerSample:
     values = dict(in_recovery=True, system_identifier="7", timeline_id=1, current_lsn=None,
+                  insert_lsn=None,
                   receive_lsn=receive, replay_lsn=replay, last_replay_time=NOW - 3600,
                   server_time=NOW, replay_paused=False, receiver_status="streaming",
                   receiver_last_msg_time=NOW)
