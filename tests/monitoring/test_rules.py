@@ -1,0 +1,106 @@
+"""Prometheus configuration and alert rules: promtool checks, unit tests, metric names."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+import yaml
+
+from tests.monitoring.promql import (
+    MONITORING,
+    PROMETHEUS_SYNTHETIC,
+    RULES,
+    all_expressions,
+    metric_names,
+    recorded_postgres_exporter_names,
+    replication_exporter_names,
+    rule_expressions,
+)
+
+PROMETHEUS_DIR = MONITORING / "prometheus"
+REQUIRED_ALERTS = {
+    "PostgreSQLDown", "ExporterDown", "ReplicationLagBytesHigh", "ReplicationLagSecondsHigh",
+    "ReplicationHealthScoreLow", "StandbyNotStreaming", "ReplicationSlotAtRisk",
+    "ConnectionsNearLimit", "WALDiskFilling",
+}
+
+
+def promtool(*args: str) -> subprocess.CompletedProcess[str]:
+    binary = shutil.which("promtool")
+    if not binary:
+        pytest.skip("promtool is not installed (apt-get install prometheus)")
+    return subprocess.run([binary, *args], cwd=PROMETHEUS_DIR, capture_output=True, text=True,
+                          timeout=120, check=False)
+
+
+def test_promtool_check_config():
+    result = promtool("check", "config", "prometheus.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout + result.stderr
+
+
+def test_promtool_check_rules():
+    result = promtool("check", "rules", *[str(p) for p in RULES])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_promtool_unit_tests_pass():
+    result = promtool("test", "rules", "tests/exapg-alerts.test.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_alert_has_a_unit_test_that_fires_it():
+    tests = yaml.safe_load((PROMETHEUS_DIR / "tests" / "exapg-alerts.test.yml").read_text())["tests"]
+    fired = {case["alertname"] for test in tests for case in test["alert_rule_test"] if case["exp_alerts"]}
+    quiet = {case["alertname"] for test in tests for case in test["alert_rule_test"] if not case["exp_alerts"]}
+    alerts = set(rule_expressions())
+    assert alerts <= fired, f"never shown firing: {sorted(alerts - fired)}"
+    assert alerts <= quiet, f"never shown quiet: {sorted(alerts - quiet)}"
+
+
+def test_the_issue_s_alerts_exist():
+    assert set(rule_expressions()) >= REQUIRED_ALERTS
+
+
+def test_every_alert_has_severity_and_summary():
+    for path in RULES:
+        for group in yaml.safe_load(path.read_text())["groups"]:
+            for rule in group["rules"]:
+                assert rule["labels"]["severity"] in ("warning", "critical"), rule["alert"]
+                assert rule["annotations"]["summary"] and rule["annotations"]["description"], rule["alert"]
+
+
+@pytest.mark.parametrize(("expr", "expected"), [
+    ('pg_up{job="x"} == 0', {"pg_up"}),
+    ("sum by (datname) (rate(pg_stat_database_xact_commit[5m]))", {"pg_stat_database_xact_commit"}),
+    ("a / on (server) b > 2 * c", {"a", "b", "c"}),
+    ('count(ALERTS{alertstate="firing"}) or vector(0)', {"ALERTS"}),
+    ("time() - pg_wal_receiver_last_msg_receipt_timestamp_seconds",
+     {"pg_wal_receiver_last_msg_receipt_timestamp_seconds"}),
+])
+def test_metric_name_extraction(expr, expected):
+    assert metric_names(expr) == expected
+
+
+def test_every_expression_names_only_served_metrics():
+    served = replication_exporter_names() | recorded_postgres_exporter_names() | PROMETHEUS_SYNTHETIC
+    unknown = {where: sorted(metric_names(expr) - served) for where, expr in all_expressions().items()}
+    assert not {k: v for k, v in unknown.items() if v}
+
+
+def test_docker_prometheus_config_scrapes_our_services():
+    config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert jobs["postgres_exporter"]["static_configs"][0]["targets"] == ["postgres_exporter:9187"]
+    assert jobs["replication_exporter"]["static_configs"][0]["targets"] == ["replication_exporter:9188"]
+    assert jobs["replication_exporter"]["honor_labels"] is True
+    docker = jobs["docker-containers"]
+    assert docker["docker_sd_configs"][0]["host"] == "unix:///var/run/docker.sock"
+    assert docker["docker_sd_configs"][0]["port"] == 9323
+    keep = docker["relabel_configs"][0]
+    assert keep == {"source_labels": ["__meta_docker_container_label_com_exapg_monitor"],
+                    "action": "keep", "regex": True}
+    assert config["rule_files"] == ["rules/*.yml"]
+    assert config["global"]["scrape_interval"] == "15s"
