@@ -1,0 +1,27 @@
+"""`exapg compose dev|prod|full [docker compose args...]`: the seed's file combinations."""
+
+from __future__ import annotations
+
+import typer
+
+from exapg.runtime.docker import EXTRAS, PROFILES, DockerCompose
+
+
+def compose(
+    ctx: typer.Context,
+    profile: str = typer.Argument(..., help=f"One of: {', '.join(PROFILES)}."),
+    args: list[str] = typer.Argument(None, help="Arguments for docker compose (default: config)."),
+    add: list[str] = typer.Option([], "--with", help=f"Add compose files: {', '.join(EXTRAS)} (repeatable)."),
+) -> None:
+    """Run docker compose on the seed's files: dev = base + override, prod = base + prod,
+    full = base + monitoring + mgmt. Example: exapg compose prod --with ha up -d"""
+    runner = DockerCompose(ctx.obj.settings, profile, tuple(add))
+    result = runner.run(list(args or ["config"]))
+    raise typer.Exit(result.returncode)
+
+
+def register(app: typer.Typer) -> None:
+    app.command(
+        "compose",
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    )(compose)

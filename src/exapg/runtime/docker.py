@@ -1,0 +1,305 @@
+"""The docker runtime: the compose files under `docker/`, driven through Docker Compose.
+
+Profiles are the seed's file combinations:
+
+    dev   docker-compose.yml + docker-compose.override.yml
+    prod  docker-compose.yml + docker-compose.prod.yml
+    full  docker-compose.yml + docker-compose.monitoring.yml + docker-compose.mgmt.yml
+
+`extra` adds ha / security / monitoring / mgmt to any profile. Compose v2
+(`docker compose`) is preferred, Compose v1 (`docker-compose`) accepted. Nothing runs
+without a reachable Docker engine: that is a missing dependency (exit 4).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from exapg.errors import CommandError, InvalidParameterError, MissingDependencyError, OperationTimeoutError
+from exapg.settings import FILE_VARIABLES, Settings
+from exapg.status import Role, ServiceState, ServiceStatus
+
+REPO_DOCKER_DIR = Path(__file__).resolve().parents[3] / "docker"
+BASE = "docker-compose.yml"
+PROFILES: dict[str, tuple[str, ...]] = {
+    "dev": (BASE, "docker-compose.override.yml"),
+    "prod": (BASE, "docker-compose.prod.yml"),
+    "full": (BASE, "docker-compose.monitoring.yml", "docker-compose.mgmt.yml"),
+}
+EXTRAS = {
+    "ha": "docker-compose.ha.yml",
+    "security": "docker-compose.security.yml",
+    "monitoring": "docker-compose.monitoring.yml",
+    "mgmt": "docker-compose.mgmt.yml",
+    "prod": "docker-compose.prod.yml",
+}
+FIXED_WORKERS = 2  # the seed's worker1 and worker2; more come from the scalable `worker`
+ENGINE_TIMEOUT = 10
+ENGINE_FREE = {"config", "convert", "version"}  # compose subcommands that never call the engine
+ROLE_BY_SERVICE = {
+    "coordinator": Role.COORDINATOR, "standby": Role.STANDBY, "pgbouncer": Role.POOLER,
+    "prometheus": Role.MONITORING, "grafana": Role.MONITORING, "postgres_exporter": Role.EXPORTER,
+    "replication_exporter": Role.EXPORTER, "management_backend": Role.API, "management_frontend": Role.API,
+}
+
+
+def docker_dir(environ: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if environ is None else environ
+    return Path(env.get("EXAPG_DOCKER_DIR") or REPO_DOCKER_DIR)
+
+
+def compose_files(profile: str, extras: Sequence[str] = ()) -> list[str]:
+    if profile not in PROFILES:
+        raise InvalidParameterError(f"unknown profile {profile!r}: use one of {', '.join(PROFILES)}")
+    files = list(PROFILES[profile])
+    for extra in extras:
+        if extra not in EXTRAS:
+            raise InvalidParameterError(f"unknown addition {extra!r}: use {', '.join(EXTRAS)}")
+        if EXTRAS[extra] not in files:
+            files.append(EXTRAS[extra])
+    return files
+
+
+def compose_command() -> list[str]:
+    """`docker compose` when the v2 plugin is there, else `docker-compose`."""
+    docker = shutil.which("docker")
+    if docker and _runs([docker, "compose", "version"]):
+        return [docker, "compose"]
+    legacy = shutil.which("docker-compose")
+    if legacy:
+        return [legacy]
+    raise MissingDependencyError(
+        "Docker Compose is not installed: install Docker with the compose plugin (or docker-compose)")
+
+
+def _runs(command: list[str]) -> bool:
+    try:
+        return subprocess.run(command, capture_output=True, timeout=ENGINE_TIMEOUT, check=False).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def engine_problem(environ: Mapping[str, str] | None = None) -> str | None:
+    """Why no Docker engine can be used, or None when one answers."""
+    env = os.environ if environ is None else environ
+    docker = shutil.which("docker")
+    if docker:
+        try:
+            result = subprocess.run([docker, "info", "--format", "{{.ServerVersion}}"], capture_output=True,
+                                    text=True, timeout=ENGINE_TIMEOUT, check=False, env=dict(env))
+        except subprocess.TimeoutExpired:
+            return "the Docker engine did not answer within 10 s"
+        if result.returncode == 0 and result.stdout.strip():
+            return None
+        lines = (result.stderr or result.stdout).strip().splitlines()
+        return lines[-1] if lines else "docker info failed"
+    return _socket_problem(env.get("DOCKER_HOST", "unix:///var/run/docker.sock"))
+
+
+def _socket_problem(host: str) -> str | None:
+    if not host.startswith("unix://"):
+        return None  # a remote engine: let Compose report on it
+    path = host[len("unix://"):]
+    try:
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(ENGINE_TIMEOUT)
+            sock.connect(path)
+    except OSError as exc:
+        return f"cannot connect to the Docker engine at {path} ({exc.strerror or exc})"
+    return None
+
+
+def require_engine(environ: Mapping[str, str] | None = None) -> None:
+    problem = engine_problem(environ)
+    if problem:
+        raise MissingDependencyError(
+            f"no Docker engine is reachable ({problem.rstrip('.')}): start Docker, or use the local "
+            "runtime ('exapg up')")
+
+
+def needs_no_engine(args: Sequence[str]) -> bool:
+    words = [a for a in args if not a.startswith("-")]
+    return bool(words) and words[0] in ENGINE_FREE
+
+
+def compose_environment(settings: Settings, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The process environment plus what Settings resolved: the project name, and secrets
+    given as *_FILE, so the compose files' ${VAR:?} find them."""
+    env = dict(os.environ if base is None else base)
+    env["COMPOSE_PROJECT_NAME"] = settings.compose_project_name
+    secrets = {
+        "POSTGRES_PASSWORD": settings.postgres_password, "API_SECRET_KEY": settings.api_secret_key,
+        "GRAFANA_PASSWORD": settings.grafana_password, "EXAPG_ADMIN_PASSWORD": settings.admin_password,
+    }
+    for name, value in secrets.items():
+        if value is not None and name in FILE_VARIABLES and not env.get(name):
+            env[name] = value.get_secret_value()
+    return env
+
+
+@dataclass
+class DockerCompose:
+    settings: Settings
+    profile: str = "prod"
+    extras: tuple[str, ...] = ()
+    directory: Path | None = None
+
+    def files(self) -> list[Path]:
+        root = self.directory or docker_dir()
+        return [root / name for name in compose_files(self.profile, self.extras)]
+
+    def argv(self, args: Sequence[str]) -> list[str]:
+        command = compose_command()
+        command += ["--project-name", self.settings.compose_project_name]
+        for path in self.files():
+            command += ["-f", str(path)]
+        return [*command, *args]
+
+    def run(self, args: Sequence[str], *, capture: bool = False, timeout: float | None = None
+            ) -> subprocess.CompletedProcess[str]:
+        """Run compose with `args`; output goes to the terminal unless captured."""
+        argv = self.argv(args)  # validates the profile and finds Compose first
+        if not needs_no_engine(args):
+            require_engine()
+        try:
+            return subprocess.run(argv, env=compose_environment(self.settings), text=True, check=False,
+                                  capture_output=capture, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise OperationTimeoutError(f"docker compose {' '.join(args)} took longer than {timeout} s") from None
+
+    def check(self, args: Sequence[str], *, timeout: float | None = None) -> str:
+        result = self.run(args, capture=True, timeout=timeout)
+        if result.returncode != 0:
+            last = (result.stderr or result.stdout).strip().splitlines()
+            raise CommandError(f"docker compose {' '.join(args)} failed: {last[-1] if last else 'no output'}",
+                               output=result.stderr, returncode=result.returncode)
+        return result.stdout
+
+
+class DockerRuntime:
+    """The runtime interface over Compose (modes: standalone, ha, cluster)."""
+
+    def __init__(self, settings: Settings, profile: str = "prod", extras: Sequence[str] = ()) -> None:
+        self.settings = settings
+        self.profile = profile
+        self.extras = tuple(extras)
+
+    def compose(self, mode: str | None = None) -> DockerCompose:
+        extras = self.extras + (("ha",) if mode == "ha" else ())
+        return DockerCompose(self.settings, self.profile, extras)
+
+    def up(self, mode: str | None = None, workers: int | None = None) -> list[str]:
+        mode = mode or "ha"
+        args = ["up", "-d", "--remove-orphans", *self._scale_args(mode, workers), *services_for(mode)]
+        self.compose(mode).check(args)
+        return [f"docker compose up ({self.profile}, {mode})"]
+
+    def _scale_args(self, mode: str, workers: int | None) -> list[str]:
+        if mode != "cluster":
+            return []
+        return ["--scale", f"worker={pool_size(workers if workers is not None else FIXED_WORKERS)}"]
+
+    def stop(self) -> list[str]:
+        self.compose().check(["stop"])
+        return ["docker compose stop"]
+
+    def down(self, volumes: bool = False) -> list[str]:
+        self.compose("ha").check(["down", "--remove-orphans", *(["--volumes"] if volumes else [])])
+        return ["docker compose down" + (" --volumes" if volumes else "")]
+
+    def status(self) -> list[ServiceStatus]:
+        ids = self.compose("ha").check(["ps", "-q"]).split()
+        return [container_status(item) for item in inspect_containers(ids)]
+
+    def logs(self, service: str | None, follow: bool, since: float | None, timestamps: bool) -> Iterator[str]:
+        args = ["logs", "--no-color", *(["-f"] if follow else []), *(["-t"] if timestamps else [])]
+        if since is not None:
+            args.append(f"--since={int(since)}s")
+        result = self.compose("ha").run([*args, *([service] if service else [])], capture=True)
+        yield from result.stdout.splitlines()
+
+    def scale(self, workers: int) -> list[str]:
+        """Drain the replicas that scaling down removes, then let Compose remove them."""
+        target = pool_size(workers)
+        replicas = sorted(self._worker_replicas(), key=lambda c: c[0])
+        drained = [cid for _, cid in replicas[target:]]
+        for cid in drained:
+            drain_container(cid)
+        self.compose("cluster").check(["up", "-d", "--no-recreate", "--scale", f"worker={target}", "worker"])
+        return [f"drained {len(drained)} worker(s)" if drained else "nothing to drain",
+                f"scalable workers: {target}"]
+
+    def _worker_replicas(self) -> list[tuple[int, str]]:
+        ids = self.compose("cluster").check(["ps", "-q", "worker"]).split()
+        found = []
+        for item in inspect_containers(ids):
+            labels = item.get("Config", {}).get("Labels", {}) or {}
+            found.append((int(labels.get("com.docker.compose.container-number", "0")), item["Id"]))
+        return found
+
+
+def services_for(mode: str) -> list[str]:
+    """Services `up` starts per mode (monitoring and management come with their files)."""
+    if mode == "standalone":
+        return ["coordinator", "pgbouncer"]
+    if mode == "cluster":
+        return ["coordinator", "worker1", "worker2", "worker", "pgbouncer"]
+    if mode == "ha":
+        return []  # everything in the files, the standby and its exporter included
+    raise InvalidParameterError(f"unknown mode {mode!r}: use standalone, ha or cluster")
+
+
+def pool_size(workers: int) -> int:
+    if workers < FIXED_WORKERS:
+        raise InvalidParameterError(
+            f"Docker cluster mode has the seed's worker1 and worker2: --workers must be at least {FIXED_WORKERS}")
+    return workers - FIXED_WORKERS
+
+
+def drain_container(container_id: str) -> None:
+    docker = shutil.which("docker")
+    if not docker:
+        raise MissingDependencyError("the docker command is needed to drain a worker")
+    result = subprocess.run([docker, "exec", container_id, "exapg-worker", "drain"], capture_output=True,
+                            text=True, check=False, timeout=3600)
+    if result.returncode != 0:
+        raise CommandError(f"draining worker {container_id[:12]} failed; nothing was removed: "
+                           f"{result.stderr.strip().splitlines()[-1] if result.stderr.strip() else 'no output'}",
+                           output=result.stderr, returncode=result.returncode)
+
+
+def inspect_containers(ids: Sequence[str]) -> list[dict]:
+    if not ids:
+        return []
+    docker = shutil.which("docker")
+    if not docker:
+        raise MissingDependencyError("the docker command is needed to read container status")
+    result = subprocess.run([docker, "inspect", *ids], capture_output=True, text=True, check=False,
+                            timeout=ENGINE_TIMEOUT * 3)
+    if result.returncode != 0:
+        raise CommandError("docker inspect failed", output=result.stderr, returncode=result.returncode)
+    return list(json.loads(result.stdout))
+
+
+def container_status(item: Mapping) -> ServiceStatus:
+    """One `docker inspect` entry as a status line."""
+    labels = item.get("Config", {}).get("Labels", {}) or {}
+    state = item.get("State", {}) or {}
+    service = labels.get("com.docker.compose.service", item.get("Name", "").lstrip("/"))
+    health = (state.get("Health") or {}).get("Status")
+    running = state.get("Status") == "running"
+    current = {"running": ServiceState.RUNNING, "restarting": ServiceState.STARTING,
+               "created": ServiceState.STARTING, "exited": ServiceState.STOPPED,
+               "dead": ServiceState.FAILED}.get(state.get("Status", ""), ServiceState.UNKNOWN)
+    role = ROLE_BY_SERVICE.get(service, Role.WORKER if service.startswith("worker") else Role.MONITORING)
+    return ServiceStatus(
+        name=item.get("Name", service).lstrip("/"), role=role, port=None, pid=state.get("Pid") or None,
+        state=current, healthy=running and health in (None, "healthy"), detail=health or "",
+    )
