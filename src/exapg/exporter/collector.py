@@ -17,6 +17,7 @@ from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
 from exapg.exporter import analysis
+from exapg.exporter.checksum import ChecksumVerifier
 from exapg.exporter.config import ExporterConfig
 from exapg.exporter.metrics import Exposition
 from exapg.exporter.samples import Sender, ServerSample
@@ -44,6 +45,10 @@ class ReplicationCollector(Collector):
         self._rates = {t.server: analysis.RateTracker() for t in self.targets}
         self._rate_lock = threading.Lock()
         self.last: ScrapeSummary | None = None
+        self.checksums: ChecksumVerifier | None = None
+        if config.checksum_tables:
+            self.checksums = ChecksumVerifier(config, config.checksum_interval)
+            self.checksums.start()
 
     def describe(self) -> list[Metric]:
         return []  # registering must not scrape the databases
@@ -65,6 +70,8 @@ class ReplicationCollector(Collector):
         yield from out.families()
 
     def close(self) -> None:
+        if self.checksums is not None:
+            self.checksums.stop()
         for target in self.targets:
             target.close()
 
@@ -179,7 +186,8 @@ class ReplicationCollector(Collector):
         standby = outcome.sample
         check = None
         if standby is not None and primary is not None and standby.in_recovery:
-            check = analysis.consistent(standby, primary)
+            check = analysis.consistent(standby, primary) and not (
+                self.checksums is not None and self.checksums.diverged(outcome.target.server))
         out.add("pg_data_consistency_check", labels, check)
         found = analysis.deductions(analysis.HealthInputs(
             standby=standby,

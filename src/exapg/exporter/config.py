@@ -54,6 +54,7 @@ class ExporterConfig:
     heartbeat: bool = True
     log_level: str = "INFO"
     checksum_tables: tuple[str, ...] = field(default_factory=tuple)
+    checksum_interval: float = 300.0
 
     @property
     def servers(self) -> tuple[ServerAddress, ...]:
@@ -85,6 +86,7 @@ class ExporterConfig:
             checksum_tables=tuple(
                 t.strip() for t in env.get("EXPORTER_CHECKSUM_TABLES", "").split(",") if t.strip()
             ),
+            checksum_interval=reader.number("EXPORTER_CHECKSUM_INTERVAL", 300.0, 1.0, 86400.0),
         )
         # A server that has not answered when the scrape must be answered is treated as
         # hung; so its own statement timeout has to fire first.
