@@ -73,7 +73,7 @@ def image_conf(root: Path) -> Path:
     return conf
 
 
-def start(root: Path) -> Scratch:
+def start(root: Path, options: str = "") -> Scratch:
     root.mkdir(parents=True, exist_ok=True)
     pwfile = root / "pw"
     pwfile.write_text(PASSWORD)
@@ -86,7 +86,7 @@ def start(root: Path) -> Scratch:
                    capture_output=True, check=True, timeout=120, **user)
     port = free_port()
     subprocess.run([str(bins / "pg_ctl"), "-D", str(root / "data"), "-w", "-t", "60", "-l", str(root / "log"),
-                    "-o", f"-c config_file={conf} -p {port}", "start"],
+                    "-o", f"-c config_file={conf} -p {port} {options}", "start"],
                    capture_output=True, check=True, timeout=90, **user)
     time.sleep(0.2)
     return Scratch(root, port, bins)
