@@ -117,8 +117,11 @@ class Target:
             return self._failure(f"no answer within {self.config.scrape_timeout:g} s")
         except CollectError as exc:
             return self._failure(str(exc))
+        except Exception as exc:  # a bug must cost one server one scrape, not the endpoint
+            log.debug("%s: collection failed", self.server, exc_info=True)
+            return self._failure(f"unexpected error: {exc!r}")
         if self.last_error is not None:
-            log.info("%s %s: collecting again (%s)", sample.role, self.server, "connected")
+            log.info("%s %s: answering again", sample.role, self.server)
         self.last_error, self.last_role = None, sample.role
         return Outcome(self, sample, None)
 
