@@ -46,7 +46,7 @@ def test_cluster_loads_a_distributed_table(cluster):
     with connect(cluster.coordinator) as conn:
         conn.execute("CREATE TABLE events (id bigint PRIMARY KEY, payload text)")
         conn.execute("CREATE TABLE kinds (kind int PRIMARY KEY, name text)")
-    assert cluster.cli("distribute", "events", "--column", "id").returncode == 0
+    assert cluster.cli("distribute", "events", "--column", "id", "--shard-count", "8").returncode == 0
     assert cluster.cli("reference", "kinds").returncode == 0
     with connect(cluster.coordinator) as conn:
         conn.execute("INSERT INTO events SELECT g, md5(g::text) FROM generate_series(1, %s) g", (ROWS,))

@@ -7,6 +7,7 @@ import sys
 import traceback
 from functools import cached_property
 
+import psycopg
 import typer
 
 from exapg.cli import cluster as cluster_cmds
@@ -66,6 +67,12 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         error(str(exc))
         return int(exc.exit_code)
+    except psycopg.Error as exc:
+        if debug:
+            traceback.print_exc()
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        error(f"database error: {first}")
+        return int(ExitCode.ERROR)
     return int(ExitCode.OK)
 
 

@@ -33,11 +33,6 @@ def conninfo_quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def prepare_node(conn: psycopg.Connection) -> None:
-    """On every node, in the application database: the extension (idempotent)."""
-    conn.execute("CREATE EXTENSION IF NOT EXISTS citus")
-
-
 def set_auth(conn: psycopg.Connection, role: str, password: str) -> None:
     """Store the password Citus uses between nodes (pg_dist_authinfo; nodeid 0 = every node)."""
     authinfo = f"password={conninfo_quote(password)}"
@@ -66,9 +61,12 @@ def register_worker(conn: psycopg.Connection, host: str, port: int) -> bool:
 
 
 def placements_on(conn: psycopg.Connection, host: str, port: int) -> int:
+    """Placements that exist only by being moved: reference-table copies live on every node
+    and citus_remove_node drops them itself."""
     row = conn.execute(
         "SELECT count(*) FROM pg_dist_placement p JOIN pg_dist_node n USING (groupid) "
-        "WHERE n.nodename = %s AND n.nodeport = %s",
+        "JOIN pg_dist_shard s USING (shardid) JOIN pg_dist_partition t USING (logicalrelid) "
+        "WHERE n.nodename = %s AND n.nodeport = %s AND t.partmethod <> 'n'",
         (host, port),
     ).fetchone()
     return int(row[0]) if row else 0
@@ -114,6 +112,7 @@ def wait_rebalance(
             if state != "finished":
                 raise ExaPGError(f"rebalance job {job_id} {state}: see citus_rebalance_status()")
             return
+        _raise_if_stuck(job_id, details)
         tasks = (details or {}).get("task_state_counts", {}) if isinstance(details, dict) else {}
         done = tasks.get("done", 0)
         total = sum(tasks.values()) if tasks else 0
@@ -124,6 +123,18 @@ def wait_rebalance(
                 "background; follow it with SELECT * FROM citus_rebalance_status()"
             )
         time.sleep(0.5)
+
+
+def _raise_if_stuck(job_id: int, details: object) -> None:
+    """A move that keeps failing is reported instead of waited on forever."""
+    tasks = details.get("tasks", []) if isinstance(details, dict) else []
+    for task in tasks:
+        if task.get("retried", 0) >= 3 and task.get("message"):
+            reason = str(task["message"]).strip().splitlines()[0]
+            raise ExaPGError(
+                f"rebalance job {job_id} keeps failing ({reason}); it retries in the background: "
+                "fix the cause or stop it with SELECT citus_rebalance_stop()"
+            )
 
 
 def workers(conn: psycopg.Connection) -> list[WorkerInfo]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
 
@@ -84,6 +84,7 @@ class PostgresServer:
     user: ServiceUser
     socket_dir: Path
     logfile: Path
+    env: dict[str, str] = field(default_factory=dict)  # the postmaster's environment (PGPASSFILE)
 
     # -- facts -------------------------------------------------------------
     @property
@@ -157,6 +158,7 @@ class PostgresServer:
             ],
             timeout=timeout + 10,
             user=self.user,
+            env=self.env,
             what=f"pg_ctl start ({self.datadir.name})",
         )
 

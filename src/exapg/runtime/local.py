@@ -130,6 +130,8 @@ class LocalRuntime:
         return PostgresServer(
             datadir=node.datadir, port=node.port, binaries=self.binaries, user=self.user,
             socket_dir=self.run_dir, logfile=self.log_dir / f"{node.name}.log",
+            # libpq inside the server (Citus shard moves, logical replication) authenticates with it
+            env={"PGPASSFILE": str(self.passfile)},
         )
 
     # -- up ---------------------------------------------------------------------------------
@@ -227,7 +229,7 @@ class LocalRuntime:
         if server.pidfile() is not None:
             if changed:
                 self._reload(server)
-                actions.append(f"{node.name}: configuration reloaded")
+                actions.append(f"{node.name}: configuration reloaded{self._pending_restart(node, secrets)}")
             return actions
         self._check_port(node.port, node.name)
         self.progress(f"{node.name}: starting on port {node.port}")
@@ -297,6 +299,16 @@ class LocalRuntime:
         if not path.exists():
             self.user.write_file(path, "", 0o600)
 
+    def _pending_restart(self, node: Node, secrets: Secrets) -> str:
+        """Settings a reload cannot apply (e.g. shared_buffers), to tell the operator."""
+        time.sleep(0.2)  # the postmaster re-reads its files asynchronously after SIGHUP
+        try:
+            with connect(self._admin_dsn(node, secrets)) as conn:
+                names = [r[0] for r in conn.execute("SELECT name FROM pg_settings WHERE pending_restart")]
+        except (ExaPGError, psycopg.Error):
+            return ""
+        return f" ({', '.join(names)} apply at the next 'exapg restart')" if names else ""
+
     def _reload(self, server: PostgresServer) -> None:
         run([self.binaries("pg_ctl"), "reload", "-D", server.datadir], timeout=30, user=self.user)
 
@@ -330,10 +342,12 @@ class LocalRuntime:
             if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db,)).fetchone():
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db)))
                 actions.append(f"{node.name}: database {db} created")
+        wanted = ["citus", "pg_stat_statements"] if topology.mode == Mode.CLUSTER else ["pg_stat_statements"]
         with connect(self.dsn_for(node, secrets)) as conn:
-            if topology.mode == Mode.CLUSTER:
-                citus.prepare_node(conn)
-            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            # Only when missing: on a worker in Citus's metadata, even IF NOT EXISTS DDL is refused.
+            present = {row[0] for row in conn.execute("SELECT extname FROM pg_extension").fetchall()}
+            for extension in (e for e in wanted if e not in present):
+                conn.execute(sql.SQL("CREATE EXTENSION {}").format(sql.Identifier(extension)))
         return actions
 
     # -- Citus -----------------------------------------------------------------------------------
