@@ -158,6 +158,9 @@ class DockerCompose:
     def argv(self, args: Sequence[str]) -> list[str]:
         command = compose_command()
         command += ["--project-name", self.settings.compose_project_name]
+        env_file = os.environ.get("EXAPG_ENV_FILE")
+        if env_file and Path(env_file).is_file():  # the same file Settings read (blue/green)
+            command += ["--env-file", str(Path(env_file).resolve())]
         for path in self.files():
             command += ["-f", str(path)]
         return [*command, *args]
