@@ -86,7 +86,7 @@ class ReplicationCollector(Collector):
                 outcome.target.write_heartbeat()
 
     def _remember(self, outcomes: list[Outcome], duration: float) -> None:
-        servers = [
+        servers: list[dict[str, object]] = [
             {"server": o.target.server, "instance": o.target.role_label,
              "up": o.sample is not None, "error": o.error}
             for o in outcomes

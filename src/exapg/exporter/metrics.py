@@ -104,7 +104,7 @@ class Exposition:
     """The families of one scrape, filled in any order, yielded in table order."""
 
     def __init__(self) -> None:
-        self._families: dict[str, Metric] = {}
+        self._families: dict[str, GaugeMetricFamily | CounterMetricFamily] = {}
         self._seen: set[tuple[str, ...]] = set()
 
     def add(self, name: str, labels: dict[str, str], value: float | None) -> None:
@@ -117,8 +117,9 @@ class Exposition:
         self._seen.add(key)
         family = self._families.get(name)
         if family is None:
-            kind = CounterMetricFamily if spec.kind == "counter" else GaugeMetricFamily
-            family = self._families[name] = kind(name, spec.help, labels=spec.labels)
+            family = self._families[name] = (
+                CounterMetricFamily(name, spec.help, labels=spec.labels) if spec.kind == "counter"
+                else GaugeMetricFamily(name, spec.help, labels=spec.labels))
         family.add_metric(list(key[1:]), float(value))
 
     def families(self) -> list[Metric]:

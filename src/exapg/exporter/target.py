@@ -24,7 +24,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import DictRow, dict_row
 
 from exapg.exporter import queries
 from exapg.exporter.config import ExporterConfig, ServerAddress
@@ -83,8 +83,8 @@ class Target:
         self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"exporter-{self.server}")
         self._lock = threading.Lock()
         self._inflight: Future[ServerSample] | None = None
-        self._conn: psycopg.Connection | None = None
-        self._busy: psycopg.Connection | None = None  # the connection inside a query
+        self._conn: psycopg.Connection[DictRow] | None = None
+        self._busy: psycopg.Connection[DictRow] | None = None  # the connection inside a query
         self._backoff = Backoff()
         self._heartbeat_column = False
         self._heartbeat_ready = False
@@ -163,7 +163,7 @@ class Target:
             self._mark, self._pending_seq = (pending, sample.insert_lsn), None
         return replace(sample, heartbeat_mark=self._mark)
 
-    def _query_state(self, conn: psycopg.Connection) -> dict:
+    def _query_state(self, conn: psycopg.Connection[DictRow]) -> DictRow:
         with self._using(conn):
             try:
                 query = queries.STATE_WITH_HEARTBEAT if self._heartbeat_column else queries.STATE
@@ -175,14 +175,14 @@ class Target:
             raise CollectError("the state query returned no row")
         return row
 
-    def _connection(self) -> psycopg.Connection:
+    def _connection(self) -> psycopg.Connection[DictRow]:
         if self._conn is not None and not self._conn.closed:
             return self._conn
         wait = self._backoff.wait(self.clock())
         if wait > 0:
             raise CollectError(self.last_error or "not connected")
         try:
-            conn = psycopg.connect(**self._connect_args())
+            conn: psycopg.Connection[DictRow] = psycopg.connect(**self._connect_args())
         except psycopg.Error as exc:
             self._backoff.failed(self.clock())
             raise CollectError(_describe(exc)) from None
@@ -218,7 +218,7 @@ class Target:
             args["sslrootcert"] = config.sslrootcert
         return args
 
-    def _drop(self, conn: psycopg.Connection) -> None:
+    def _drop(self, conn: psycopg.Connection[DictRow]) -> None:
         self._heartbeat_column = False
         if self._conn is conn:
             self._conn = None
@@ -226,7 +226,7 @@ class Target:
             conn.close()
 
     @contextmanager
-    def _using(self, conn: psycopg.Connection) -> Iterator[None]:
+    def _using(self, conn: psycopg.Connection[DictRow]) -> Iterator[None]:
         self._busy = conn
         try:
             yield
