@@ -113,3 +113,23 @@ def test_killed_worker_shows_down_and_queries_fail_clearly(cluster):
     assert cluster.cli("health").returncode == 0
     with connect(cluster.coordinator) as conn:
         assert conn.execute(CHECKSUM).fetchone() == cluster.extra["checksum"]
+
+
+def test_worker_self_registration_is_idempotent(cluster):
+    """The container entry point, run against the local cluster: re-registering is a no-op."""
+    import subprocess
+    import sys
+
+    env = {
+        "COORDINATOR_HOST": "127.0.0.1", "COORDINATOR_PORT": str(cluster.settings.coordinator_port),
+        "POSTGRES_DB": cluster.settings.postgres_db, "POSTGRES_USER": cluster.settings.postgres_user,
+        "POSTGRES_PASSWORD_FILE": str(cluster.password_file), "WORKER_HOST": "127.0.0.1",
+        "WORKER_PORT": str(cluster.settings.worker_port(1)), "PATH": os.environ["PATH"],
+    }
+    result = subprocess.run([sys.executable, "-m", "exapg.cluster.register", "--timeout", "10"],
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "already registered" in result.stdout
+    bad = subprocess.run([sys.executable, "-m", "exapg.cluster.register", "--timeout", "0"],
+                         env={**env, "COORDINATOR_PORT": "1"}, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 1 and "could not register" in bad.stderr

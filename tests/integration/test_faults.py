@@ -9,10 +9,10 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.conftest import EXAPG, new_state_dir, run_cli, stack_environment
 
 from exapg.postgres.binaries import find_binaries
 from exapg.postgres.conn import connect
+from tests.conftest import EXAPG, new_state_dir, run_cli, stack_environment
 
 pytestmark = pytest.mark.integration
 
