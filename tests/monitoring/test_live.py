@@ -24,10 +24,6 @@ from tests.monitoring.promql import PROMETHEUS_SYNTHETIC, all_expressions, expos
 
 pytestmark = pytest.mark.integration
 
-# Series that exist only while something is wrong (a deduction) or while it happens.
-CONDITIONAL = {"pg_replication_health_score_deduction"}
-
-
 def http_get(url: str, timeout: float = 5) -> str:
     with urllib.request.urlopen(url, timeout=timeout) as response:
         return response.read().decode()
@@ -130,7 +126,7 @@ def test_every_metric_in_rules_and_dashboards_is_scraped_live(monitored):
     served |= exposition_names(http_get(f"http://127.0.0.1:{monitored['exporter_port']}/metrics", 30))
     assert "exapg_connections_used" in served, "custom queries were not loaded"
     wanted = set().union(*(metric_names(e) for e in all_expressions().values()))
-    missing = wanted - served - PROMETHEUS_SYNTHETIC - CONDITIONAL
+    missing = wanted - served - PROMETHEUS_SYNTHETIC
     assert not missing, sorted(missing)
 
 
