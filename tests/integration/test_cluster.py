@@ -29,7 +29,7 @@ CHECKSUM = "SELECT count(*), sum(hashtext(id::text || payload)) FROM events"
 @pytest.fixture(scope="module")
 def cluster():
     stack = build_stack("cluster", start=False)
-    result = stack.cli("up", "--mode", "cluster", "--workers", "2", timeout=300)
+    result = stack.cli("up", "--mode", "cluster", "--workers", "2", "--standby", timeout=300)
     assert result.returncode == 0, result.stderr
     yield stack
     stack.destroy()
@@ -58,6 +58,12 @@ def test_cluster_loads_a_distributed_table(cluster):
     assert kinds[0] >= 2  # a reference table has a placement on every node
     status = {s["name"]: s for s in json.loads(cluster.cli("status", "--json").stdout)}
     assert status["worker1"]["healthy"] and "shards" in status["worker1"]["detail"]
+    assert status["standby"]["healthy"]  # the coordinator's hot standby
+    with connect(cluster.standby) as conn:
+        deadline = time.monotonic() + 15
+        while conn.execute("SELECT to_regclass('events')").fetchone()[0] is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
 
 
 def test_bad_table_and_column_names_are_refused(cluster):
