@@ -8,8 +8,10 @@
 # registration loop is never a stray child of the postmaster.
 set -Eeuo pipefail
 
-RUNTIME_DIR=/tmp/exapg
+RUNTIME_DIR=${EXAPG_RUNTIME_DIR:-/tmp/exapg}
 PGDATA=${PGDATA:-/var/lib/postgresql/data}
+: "${PGPASSFILE:=$RUNTIME_DIR/pgpass}"
+export PGPASSFILE
 
 log() { printf 'exapg-entrypoint: %s\n' "$*" >&2; }
 
@@ -29,7 +31,7 @@ write_pgpass() {
     password=${password//:/\\:}
     user=${POSTGRES_USER:-postgres}
     umask 077
-    mkdir -p "$RUNTIME_DIR"
+    mkdir -p "$RUNTIME_DIR" "$(dirname -- "$PGPASSFILE")"
     printf '*:*:*:%s:%s\n' "$user" "$password" > "$PGPASSFILE"
 }
 
@@ -84,4 +86,7 @@ main() {
     exit "$status"
 }
 
-main "$@"
+# Sourced by the tests to exercise one function at a time.
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
+    main "$@"
+fi
