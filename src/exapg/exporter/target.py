@@ -127,8 +127,12 @@ class Target:
 
     def _failure(self, message: str) -> Outcome:
         self.errors_total += 1
-        if message != self.last_error:  # one line per change of state, not per scrape
+        # One line when the server goes down, not one per scrape: a hanging server
+        # alternates between timeouts and broken connections while it stays down.
+        if self.last_error is None:
             log.error("%s %s: %s", self.role_label, self.server, message)
+        elif message != self.last_error:
+            log.debug("%s %s: still down: %s", self.role_label, self.server, message)
         self.last_error = message
         return Outcome(self, None, message)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -10,11 +11,11 @@ import time
 
 import httpx
 import pytest
+from exporter_support import parse, postgres_processes, server_label, signal_all, stack_env
 from psycopg import sql
-from tests.conftest import free_port
 
-from conftest import parse, postgres_processes, server_label, signal_all, stack_env
 from exapg.postgres.conn import connect
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +48,8 @@ def test_killed_standby_is_down_at_once_with_no_stale_values(make_stack, start_e
     assert later.get_value("pg_replication_slots_inactive", server=primary) == 1
 
 
-def test_hanging_standby_does_not_hold_up_metrics(make_stack, start_exporter):
+def test_hanging_standby_does_not_hold_up_metrics(make_stack, start_exporter, caplog):
+    caplog.set_level(logging.INFO, logger="exapg.exporter")
     stack = make_stack()
     exporter = start_exporter(stack_env(stack))
     standby, primary = server_label(stack.standby.port), server_label(stack.coordinator.port)
@@ -64,6 +66,8 @@ def test_hanging_standby_does_not_hold_up_metrics(make_stack, start_exporter):
     finally:
         signal_all(processes, signal.SIGCONT)
     exporter.scrape_until(lambda s: s.get_value("pg_up", server=standby) == 1, timeout=40)
+    about_standby = [r for r in caplog.records if standby in r.getMessage()]
+    assert [r.levelname for r in about_standby if r.levelname != "DEBUG"] == ["ERROR", "INFO"]
 
 
 def test_promotion_flips_roles_on_the_next_scrape(make_stack, start_exporter):

@@ -8,11 +8,11 @@ import time
 from dataclasses import dataclass
 
 import pytest
-from tests.conftest import Stack
+from exporter_support import RunningExporter, server_label, stack_env
 
-from conftest import RunningExporter, server_label, stack_env
 from exapg.exporter.metrics import SPECS
 from exapg.postgres.conn import connect
+from tests.conftest import Stack
 
 pytestmark = pytest.mark.integration
 
