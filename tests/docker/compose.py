@@ -27,6 +27,7 @@ SECRETS = {
     "POSTGRES_PASSWORD": "pw-for-rendering-only",
     "GRAFANA_PASSWORD": "grafana-for-rendering-only",
     "API_SECRET_KEY": "k" * 40,
+    "EXAPG_ADMIN_PASSWORD": "admin-for-rendering-only",
 }
 
 
