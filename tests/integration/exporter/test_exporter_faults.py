@@ -150,3 +150,29 @@ def test_bad_configuration_logs_once_and_keeps_serving(ha_stack, tmp_path):
     assert any("garbage" in line and "not a number" in line for line in errors)
     assert any("no-such-host.invalid" in line for line in errors)
     assert any("password authentication failed" in line for line in errors)
+
+
+def test_disconnected_standby_still_shows_how_far_behind_it_is(make_stack, start_exporter):
+    stack = make_stack()
+    exporter = start_exporter(stack_env(stack))
+    standby = server_label(stack.standby.port)
+    exporter.scrape_until(lambda s: s.get_value("pg_wal_receivers", server=standby) == 1)
+    with connect(stack.coordinator) as conn:
+        conn.execute("CREATE TABLE replayed (v int)")  # a commit for the standby to replay
+    with connect(stack.standby) as conn:
+        deadline = time.monotonic() + 30
+        while conn.execute("SELECT pg_last_xact_replay_timestamp() IS NULL").fetchone()[0]:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    with connect(stack.standby) as conn:  # point its WAL receiver at nothing
+        conn.execute("ALTER SYSTEM SET primary_conninfo = 'host=127.0.0.1 port=1'")
+        conn.execute("SELECT pg_reload_conf()")
+    exporter.scrape_until(lambda s: s.get_value("pg_wal_receivers", server=standby) == 0)
+    with connect(stack.coordinator) as conn:
+        conn.execute("CREATE TABLE behind AS SELECT generate_series(1, 20000) v")
+    samples = exporter.scrape()
+    assert samples.get_value("pg_replication_lag_bytes", server=standby) > 100_000
+    assert samples.get_value("pg_replication_lag_seconds", server=standby) > 0
+    assert samples.get_value("pg_replication_health_score_deduction", server=standby,
+                             reason="not_streaming") == 30
+    assert samples.get_value("pg_data_consistency_check", server=standby) == 1  # lag only
