@@ -7,6 +7,7 @@ clear line instead of on the first request.
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -28,6 +29,7 @@ from exapg.api.db import Pools
 from exapg.api.errors import ApiError
 from exapg.api.metrics import Sampler, read_overview, read_pgbouncer_pools
 from exapg.api.routers import audit, auth, cluster, dashboard, health, queries, users
+from exapg.api.shared import SessionCache, SharedReading
 from exapg.api.timeseries import Prometheus
 from exapg.api.topology import inspect
 from exapg.errors import ConfigurationError, ExaPGError
@@ -76,17 +78,28 @@ def build_context(settings: Settings, access: StackAccess, env: Mapping[str, str
         token_ttl=config.token_ttl(env),
         ui_dir=config.ui_dir(env),
         sample_interval=config.sample_interval(env),
+        overview_ttl=config.overview_ttl(env),
+        session_ttl=config.session_ttl(env),
     )
     pools = Pools(access)
-    ctx = AppContext(
-        settings, api_config, access, pools, None, Prometheus(api_config.prometheus_url), {}
-    )  # type: ignore[arg-type]
-    ctx.sampler = Sampler(
+    holder: list[AppContext] = []  # the sampler inspects nodes through the finished context
+    sampler = Sampler(
         interval=api_config.sample_interval,
         overview=lambda: _read_overview(pools),
-        nodes=lambda: inspect(ctx)[1],
+        nodes=lambda: inspect(holder[0])[1],
         pools=lambda: _read_pooler(access),
     )
+    ctx = AppContext(
+        settings=settings,
+        config=api_config,
+        access=access,
+        pools=pools,
+        sampler=sampler,
+        prometheus=Prometheus(api_config.prometheus_url),
+        overview_cache=SharedReading(api_config.overview_ttl),
+        sessions=SessionCache(api_config.session_ttl),
+    )
+    holder.append(ctx)
     return ctx
 
 
@@ -107,9 +120,11 @@ def _read_pooler(access: StackAccess) -> list[dict[str, Any]] | None:
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     ctx: AppContext = app.state.ctx
     await run_in_threadpool(_start, ctx)
+    await ctx.pools.open_async()
     try:
         yield
     finally:
+        await ctx.pools.close_async()
         await run_in_threadpool(_stop, ctx)
 
 
@@ -129,6 +144,7 @@ def _start(ctx: AppContext) -> None:
             time.sleep(1.0)
     ctx.sampler.sample_once()
     ctx.sampler.start()
+    gc.freeze()  # start-up objects leave the collector's view: shorter pauses under load
 
 
 def _stop(ctx: AppContext) -> None:

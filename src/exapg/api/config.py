@@ -8,6 +8,10 @@ API-only knobs (environment):
                          PROMETHEUS_PORT)
   EXAPG_TOKEN_TTL        token lifetime in seconds (default 8 hours)
   EXAPG_UI_DIR           the built front end to serve at / (default: frontend/dist)
+  EXAPG_SAMPLE_INTERVAL  seconds between the sampler's readings (default 5)
+  EXAPG_OVERVIEW_TTL     seconds an overview reading is shared between requests (default 1)
+  EXAPG_SESSION_TTL      seconds a token check is remembered (default 1; 0 checks every
+                         request against the database)
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ class ApiConfig:
     token_ttl: int = DEFAULT_TOKEN_TTL
     ui_dir: Path | None = None
     sample_interval: float = 5.0
+    overview_ttl: float = 1.0
+    session_ttl: float = 1.0
 
     def __post_init__(self) -> None:
         if len(self.secret_key) < MIN_SECRET_LENGTH:
@@ -79,3 +85,22 @@ def sample_interval(env: Mapping[str, str]) -> float:
     if not 0.5 <= value <= 300:
         raise ConfigurationError("EXAPG_SAMPLE_INTERVAL: seconds between 0.5 and 300")
     return value
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float, high: float) -> float:
+    raw = env.get(name, "").strip()
+    try:
+        value = float(raw) if raw else default
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= high:
+        raise ConfigurationError(f"{name}: seconds between 0 and {high:g}")
+    return value
+
+
+def overview_ttl(env: Mapping[str, str]) -> float:
+    return _seconds(env, "EXAPG_OVERVIEW_TTL", 1.0, 60)
+
+
+def session_ttl(env: Mapping[str, str]) -> float:
+    return _seconds(env, "EXAPG_SESSION_TTL", 1.0, 10)

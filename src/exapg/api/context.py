@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from exapg.api.access import StackAccess
 from exapg.api.config import ApiConfig
 from exapg.api.db import Pools
 from exapg.api.metrics import Sampler
+from exapg.api.shared import SessionCache, SharedReading
 from exapg.api.timeseries import Prometheus
 from exapg.settings import Settings
 
@@ -21,4 +21,5 @@ class AppContext:
     pools: Pools
     sampler: Sampler
     prometheus: Prometheus
-    facts: dict[str, Any]  # cheap, rarely changing facts (topology) refreshed by the sampler
+    overview_cache: SharedReading
+    sessions: SessionCache

@@ -1,26 +1,42 @@
-"""The dashboard overview: one fresh query on the coordinator plus the sampler's cache."""
+"""The dashboard overview: one query on the coordinator plus the sampler's cache.
+
+Readings are shared for EXAPG_OVERVIEW_TTL seconds (see `shared.SharedReading`).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from exapg.api.context import AppContext
-from exapg.api.metrics import cache_hit_ratio, live_tps, read_overview
+from exapg.api.metrics import cache_hit_ratio, live_tps, read_live_overview
+from exapg.api.schemas.dashboard import OverviewPublic
 
 
-def overview(ctx: AppContext) -> dict[str, Any]:
-    with ctx.pools.connection() as conn:
-        row = read_overview(conn)
+async def overview_json(ctx: AppContext) -> bytes:
+    async def load() -> bytes:
+        return OverviewPublic.model_validate(await overview(ctx)).model_dump_json().encode()
+
+    return await ctx.overview_cache.get(load)
+
+
+async def overview(ctx: AppContext) -> dict[str, Any]:
+    async with ctx.pools.aconnection() as conn:
+        row = await read_live_overview(conn)
     nodes = ctx.sampler.nodes()
+    latest = ctx.sampler.latest()
     up = sum(1 for n in nodes if n.healthy)
     return {
-        "database": {"name": row["database"], "size_bytes": row["size_bytes"]},
+        "database": {
+            "name": row["database"],
+            "size_bytes": latest.size_bytes if latest else None,
+            "size_sampled_at": latest.at if latest else None,
+        },
         "connections": {
             "total": sum(row["by_state"].values()),
             "max": row["max_connections"],
             "by_state": row["by_state"],
         },
-        "tps": live_tps(row, ctx.sampler.latest()),
+        "tps": live_tps(row, latest),
         "cache_hit_ratio": cache_hit_ratio(row["blks_hit"], row["blks_read"]),
         "uptime_seconds": row["uptime_seconds"],
         "nodes": {

@@ -1,6 +1,8 @@
 """Connection pools, one per node, created on first use.
 
-Every connection is autocommit, carries a statement timeout and the application name
+The hot path (token check and dashboard overview) uses an asyncio pool on the
+coordinator, so those requests never wait for a worker thread; everything else uses the
+thread-safe pools from sync routes. Every connection is autocommit, carries a statement timeout and the application name
 `exapg-mgmt` (so the query monitor can tell the UI's own sessions apart).
 """
 
@@ -8,11 +10,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 import psycopg
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
 from exapg.api.access import StackAccess
 from exapg.api.errors import UnavailableError
@@ -29,6 +31,7 @@ class Pools:
         self.max_size = max_size
         self._pools: dict[str, ConnectionPool] = {}
         self._lock = threading.Lock()
+        self._async: AsyncConnectionPool | None = None
 
     def pool(self, node: str) -> ConnectionPool:
         with self._lock:
@@ -36,15 +39,16 @@ class Pools:
                 self._pools[node] = self._open(node)
             return self._pools[node]
 
-    def _open(self, node: str) -> ConnectionPool:
-        dsn = self.access.dsn(node)
-        kwargs = dsn.kwargs(
+    def _kwargs(self, node: str) -> dict[str, object]:
+        return self.access.dsn(node).kwargs(
             application_name=APP_NAME,
             autocommit=True,
             options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
         )
+
+    def _open(self, node: str) -> ConnectionPool:
         return ConnectionPool(
-            kwargs=kwargs,
+            kwargs=self._kwargs(node),
             min_size=1 if node == "coordinator" else 0,
             max_size=self.max_size,
             timeout=POOL_WAIT,
@@ -52,6 +56,40 @@ class Pools:
             open=True,
             name=f"exapg-mgmt-{node}",
         )
+
+    async def open_async(self) -> None:
+        """The coordinator's asyncio pool; opened inside the server's event loop."""
+        self._async = AsyncConnectionPool(
+            kwargs=self._kwargs("coordinator"),
+            min_size=2,
+            max_size=self.max_size,
+            timeout=POOL_WAIT,
+            max_idle=300,
+            open=False,
+            name="exapg-mgmt-async",
+        )
+        await self._async.open(wait=False)
+
+    @asynccontextmanager
+    async def aconnection(
+        self, timeout: float = POOL_WAIT
+    ) -> AsyncIterator[psycopg.AsyncConnection]:
+        if self._async is None:
+            raise UnavailableError("the coordinator pool is not open yet")
+        try:
+            async with self._async.connection(timeout=timeout) as conn:
+                yield conn
+        except PoolTimeout:
+            raise UnavailableError(
+                f"node coordinator is not reachable (no connection within {timeout:.0f}s)"
+            ) from None
+        except psycopg.OperationalError as exc:
+            raise UnavailableError(f"node coordinator: {_first_line(exc)}") from None
+
+    async def close_async(self) -> None:
+        if self._async is not None:
+            await self._async.close(timeout=2)
+            self._async = None
 
     @contextmanager
     def connection(

@@ -1,4 +1,7 @@
-"""FastAPI dependencies: the app context, the current user, and role checks."""
+"""FastAPI dependencies: the app context, the current user, and role checks.
+
+All async: a sync dependency costs a trip through the thread pool on every request.
+"""
 
 from __future__ import annotations
 
@@ -16,14 +19,14 @@ from exapg.api.security import UserRole, decode_token
 bearer = HTTPBearer(auto_error=False, description="The access token from POST /api/auth/login")
 
 
-def get_context(request: Request) -> AppContext:
+async def get_context(request: Request) -> AppContext:
     return request.app.state.ctx  # type: ignore[no-any-return]
 
 
 Ctx = Annotated[AppContext, Depends(get_context)]
 
 
-def client_addr(request: Request) -> str | None:
+async def client_addr(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
@@ -38,25 +41,29 @@ class Principal:
     expires_at: int
 
 
-def current_user(
+async def current_user(
     ctx: Ctx, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 ) -> Principal:
-    """The token's user, checked against the database on every request: a disabled user,
-    a changed role or a logged-out token takes effect at once."""
+    """The token's user as the database knows it: a disabled user, a changed role or a
+    logged-out token takes effect at once in this process (within EXAPG_SESSION_TTL in
+    others)."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise NotAuthenticatedError()
     claims = decode_token(ctx.config.secret_key, credentials.credentials)
     if claims is None:
         raise NotAuthenticatedError("invalid or expired token: log in again")
-    with ctx.pools.connection() as conn:
-        state = users.session_state(conn, username=claims.username, jti=claims.jti)
+    known, state = ctx.sessions.get(claims.jti)
+    if not known:
+        async with ctx.pools.aconnection() as conn:
+            state = await users.session_state(conn, username=claims.username, jti=claims.jti)
+        ctx.sessions.put(claims.jti, claims.username, state)
     if state is None or not state[1]:
         raise NotAuthenticatedError("session ended (logged out, user disabled or deleted)")
     return Principal(claims.username, UserRole(state[0]), claims.jti, claims.expires_at)
 
 
 def require(role: UserRole):
-    def check(user: Annotated[Principal, Depends(current_user)]) -> Principal:
+    async def check(user: Annotated[Principal, Depends(current_user)]) -> Principal:
         if not user.role.allows(role):
             raise ForbiddenError(f"this needs the {role} role (you are {user.role})")
         return user

@@ -20,10 +20,13 @@ from psycopg.rows import dict_row
 
 from exapg.cluster.inspect import NodeReport
 
+# {size} is pg_database_size(...) for the sampler and NULL on the request path: it stats
+# every file of the database (about 1 ms of the 1.7 ms this query costs), and a size
+# a few seconds old is as good on a dashboard.
 OVERVIEW_SQL = """
 SELECT
   current_database() AS database,
-  pg_database_size(current_database()) AS size_bytes,
+  {size}::bigint AS size_bytes,
   current_setting('max_connections')::int AS max_connections,
   (SELECT coalesce(json_object_agg(state, n), '{}'::json) FROM (
      SELECT coalesce(state, 'unknown') AS state, count(*) AS n FROM pg_stat_activity
@@ -44,9 +47,24 @@ HISTORY = 720  # one hour at the default 5 s interval
 log = logging.getLogger(__name__)
 
 
+SAMPLER_SQL = OVERVIEW_SQL.replace("{size}", "pg_database_size(current_database())")
+LIVE_SQL = OVERVIEW_SQL.replace("{size}", "NULL")
+
+
 def read_overview(conn: psycopg.Connection) -> dict[str, Any]:
+    """The sampler's reading, database size included."""
     with conn.cursor(row_factory=dict_row) as cur:
-        row = cur.execute(OVERVIEW_SQL).fetchone()
+        row = cur.execute(SAMPLER_SQL).fetchone()
+    assert row is not None
+    row["at"] = time.time()
+    return row
+
+
+async def read_live_overview(conn: psycopg.AsyncConnection) -> dict[str, Any]:
+    """The request path's reading: everything but the database size."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(LIVE_SQL)
+        row = await cur.fetchone()
     assert row is not None
     row["at"] = time.time()
     return row
@@ -59,6 +77,7 @@ def cache_hit_ratio(hit: int, read: int) -> float | None:
 @dataclass(frozen=True)
 class Sample:
     at: float
+    size_bytes: int | None
     xacts: int
     tps: float | None
     connections: int
@@ -81,6 +100,7 @@ def make_sample(
     lags = row["replication"] or []
     return Sample(
         at=row["at"],
+        size_bytes=row["size_bytes"],
         xacts=row["xacts"],
         tps=tps,
         connections=sum(row["by_state"].values()),

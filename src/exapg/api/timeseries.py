@@ -53,7 +53,7 @@ SERIES = (
     SeriesDef(
         "replication_lag_seconds",
         "s",
-        "max(exapg_replication_lag_seconds)",
+        "max(pg_replication_lag_seconds)",
         "replication_lag_seconds",
     ),
 )

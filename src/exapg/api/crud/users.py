@@ -109,17 +109,22 @@ def record_login(conn: psycopg.Connection, *, username: str) -> None:
     )
 
 
-def session_state(conn: psycopg.Connection, *, username: str, jti: str) -> tuple[str, bool] | None:
+SESSION_SQL = (
+    "SELECT u.role, u.enabled AND NOT EXISTS "
+    "(SELECT 1 FROM exapg_mgmt.revoked_tokens r WHERE r.jti = %s) "
+    "FROM exapg_mgmt.users u WHERE u.username = %s"
+)
+
+
+async def session_state(
+    conn: psycopg.AsyncConnection, *, username: str, jti: str
+) -> tuple[str, bool] | None:
     """(role, usable) for a token's user in one round trip; None when the user is gone.
 
     usable is False when the user is disabled or the token was logged out.
     """
-    row = conn.execute(
-        "SELECT u.role, u.enabled AND NOT EXISTS "
-        "(SELECT 1 FROM exapg_mgmt.revoked_tokens r WHERE r.jti = %s) "
-        "FROM exapg_mgmt.users u WHERE u.username = %s",
-        (jti, username),
-    ).fetchone()
+    cur = await conn.execute(SESSION_SQL, (jti, username))
+    row = await cur.fetchone()
     return (row[0], bool(row[1])) if row else None
 
 

@@ -38,6 +38,7 @@ def me(user: CurrentUser) -> MePublic:
 def logout(user: CurrentUser, ctx: Ctx, addr: ClientAddr) -> None:
     with ctx.pools.connection() as conn:
         users.revoke_token(conn, jti=user.jti, expires_at=user.expires_at)
+        ctx.sessions.forget_token(user.jti)
         audit.record(
             conn,
             actor=user.username,

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from exapg.api import dashboard, timeseries
 from exapg.api.deps import Ctx, Viewer
@@ -11,9 +11,10 @@ from exapg.api.schemas.dashboard import OverviewPublic, SeriesPublic, Timeseries
 router = APIRouter(prefix="/api/dashboard", tags=["dashboard"])
 
 
-@router.get("/overview")
-def overview(_: Viewer, ctx: Ctx) -> OverviewPublic:
-    return OverviewPublic.model_validate(dashboard.overview(ctx))
+@router.get("/overview", response_model=OverviewPublic)
+async def overview(_: Viewer, ctx: Ctx) -> Response:
+    """Numbers of the stack; shared between requests for EXAPG_OVERVIEW_TTL seconds."""
+    return Response(await dashboard.overview_json(ctx), media_type="application/json")
 
 
 @router.get("/timeseries")

@@ -12,13 +12,13 @@ router = APIRouter(prefix="/api", tags=["health"])
 
 
 @router.get("/health", responses={503: {"model": HealthPublic}})
-def health(ctx: Ctx, response: Response) -> HealthPublic:
+async def health(ctx: Ctx, response: Response) -> HealthPublic:
     """No authentication: the supervisor and load balancers call it. 503 when the
     coordinator does not answer."""
     started = time.perf_counter()
     try:
-        with ctx.pools.connection(timeout=2.0) as conn:
-            conn.execute("SELECT 1")
+        async with ctx.pools.aconnection(timeout=2.0) as conn:
+            await conn.execute("SELECT 1")
     except ExaPGError as exc:
         response.status_code = 503
         return HealthPublic(status="unavailable", database=DatabaseCheck(ok=False, error=str(exc)))

@@ -53,6 +53,7 @@ def update_user(
 ) -> UserPublic:
     with ctx.pools.connection() as conn:
         user = users.update_user(conn, username=username, role=body.role, enabled=body.enabled)
+        ctx.sessions.forget_user(username)
         audit.record(
             conn,
             actor=admin.username,
@@ -86,6 +87,7 @@ def reset_password(
 def delete_user(username: UserPath, admin: Admin, ctx: Ctx, addr: ClientAddr) -> None:
     with ctx.pools.connection() as conn:
         users.delete_user(conn, username=username)
+        ctx.sessions.forget_user(username)
         audit.record(
             conn,
             actor=admin.username,

@@ -7,7 +7,8 @@ from pydantic import BaseModel
 
 class DatabasePublic(BaseModel):
     name: str
-    size_bytes: int
+    size_bytes: int | None
+    size_sampled_at: float | None
 
 
 class ConnectionsPublic(BaseModel):
