@@ -4,12 +4,15 @@ Idempotent and serialized with an advisory lock, so several API processes may st
 at once. The first admin is created only while no user exists at all: a password
 changed later in the UI is never overwritten.
 
-`admin_credentials()` is what `exapg credentials` shows.
+`admin_credentials()` is what `exapg credentials` shows. Without any known password
+(Docker without EXAPG_ADMIN_PASSWORD) one is generated and written once to the
+backend's log, never stored in clear.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets as random
 from dataclasses import dataclass
 
 import psycopg
@@ -91,11 +94,8 @@ def ensure_first_admin(conn: psycopg.Connection, password: str | None) -> bool:
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
         if users.count_users(conn) > 0:
             return False
-        if not password:
-            raise ConfigurationError(
-                "no management user exists and no first admin password is known: "
-                "set EXAPG_ADMIN_PASSWORD"
-            )
+        generated = not password
+        password = password or random.token_urlsafe(16)
         users.create_user(
             conn, username=ADMIN_USERNAME, role=UserRole.ADMIN, hashed=hash_password(password)
         )
@@ -108,5 +108,14 @@ def ensure_first_admin(conn: psycopg.Connection, password: str | None) -> bool:
             client_addr=None,
             detail={"role": "admin", "first_admin": True},
         )
-    log.info("first management admin %r created", ADMIN_USERNAME)
+    if generated:
+        # Docker without EXAPG_ADMIN_PASSWORD: shown once, in the backend's log only
+        log.warning(
+            "first management admin %r created with the generated password %s: "
+            "log in and change it (set EXAPG_ADMIN_PASSWORD before the first start to choose it)",
+            ADMIN_USERNAME,
+            password,
+        )
+    else:
+        log.info("first management admin %r created", ADMIN_USERNAME)
     return True
