@@ -125,6 +125,22 @@ class Settings(BaseModel):
         ports.update({f"WORKER{i}_PORT": p for i, p in sorted(self.worker_ports.items())})
         return ports
 
+    def to_environment(self) -> dict[str, str]:
+        """The settings as environment variables, secrets left out (they travel as files).
+
+        A child process (a supervised program) rebuilds the very same settings from it.
+        """
+        env: dict[str, str] = {}
+        for name, field in type(self).model_fields.items():
+            value = getattr(self, name)
+            if not field.alias or value is None or isinstance(value, SecretStr):
+                continue
+            env[field.alias] = str(value)
+        env.update({f"WORKER{i}_PORT": str(p) for i, p in self.worker_ports.items()})
+        env["EXAPG_STATE_DIR"] = str(self.state_dir)
+        env["EXAPG_ENV_FILE"] = "/nonexistent/.env"  # everything is explicit: no .env is read
+        return env
+
     @classmethod
     def load(
         cls, environ: Mapping[str, str] | None = None, env_file: str | Path | None = None

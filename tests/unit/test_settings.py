@@ -78,3 +78,12 @@ def test_bad_size_and_project_name():
         load(EXAPG_MEMORY_LIMIT="lots", COMPOSE_PROJECT_NAME="Has Spaces")
     joined = " ".join(info.value.problems)
     assert "EXAPG_MEMORY_LIMIT" in joined and "COMPOSE_PROJECT_NAME" in joined
+
+
+def test_to_environment_round_trips_without_secrets(tmp_path: Path):
+    s = load(COORDINATOR_PORT="6000", WORKER3_PORT="7003", POSTGRES_PASSWORD="Very-Secret-123",
+             EXAPG_MEMORY_LIMIT="2GB", EXAPG_STATE_DIR=str(tmp_path))
+    env = s.to_environment()
+    assert "POSTGRES_PASSWORD" not in env and "Very-Secret-123" not in env.values()
+    again = Settings.load(environ=env)
+    assert again.model_dump(exclude={"postgres_password"}) == s.model_dump(exclude={"postgres_password"})
