@@ -39,6 +39,10 @@ class CollectError(Exception):
     """A server could not be read at this scrape; the message is one line for the log."""
 
 
+class _ConnectionLost(CollectError):
+    """The connection broke under a query (server restarted, socket shut down)."""
+
+
 @dataclass
 class Backoff:
     """Delay before the next connection attempt: doubles per failure, reset on success."""
@@ -149,13 +153,16 @@ class Target:
 
     # -- the worker thread -----------------------------------------------------------------
     def _collect(self) -> ServerSample:
-        conn = self._connection()
+        reused = self._conn is not None and not self._conn.closed
         pending = self._pending_seq
         try:
-            row = self._query_state(conn)
-        except psycopg.Error as exc:
-            self._drop(conn)
-            raise CollectError(_describe(exc)) from None
+            row = self._read_state()
+        except _ConnectionLost:
+            if not reused:
+                raise
+            # The server restarted since the last scrape: its old connection is dead,
+            # not the server. One fresh attempt avoids a false pg_up 0.
+            row = self._read_state()
         sample = ServerSample.parse(row)
         self._heartbeat_column = sample.heartbeat_exists
         if sample.in_recovery:
@@ -166,6 +173,16 @@ class Target:
             # asynchronously, it is not yet written out).
             self._mark, self._pending_seq = (pending, sample.insert_lsn), None
         return replace(sample, heartbeat_mark=self._mark)
+
+    def _read_state(self) -> DictRow:
+        """The state row, or CollectError (_ConnectionLost when the connection broke)."""
+        conn = self._connection()
+        try:
+            return self._query_state(conn)
+        except psycopg.Error as exc:
+            broken = conn.broken
+            self._drop(conn)
+            raise (_ConnectionLost if broken else CollectError)(_describe(exc)) from None
 
     def _query_state(self, conn: psycopg.Connection[DictRow]) -> DictRow:
         with self._using(conn):

@@ -176,3 +176,16 @@ def test_disconnected_standby_still_shows_how_far_behind_it_is(make_stack, start
     assert samples.get_value("pg_replication_health_score_deduction", server=standby,
                              reason="not_streaming") == 30
     assert samples.get_value("pg_data_consistency_check", server=standby) == 1  # lag only
+
+
+def test_restarted_server_is_up_on_the_first_scrape_after(make_stack, start_exporter):
+    stack = make_stack()
+    exporter = start_exporter(stack_env(stack))
+    standby = server_label(stack.standby.port)
+    assert exporter.scrape().get_value("pg_up", server=standby) == 1
+    stack.standby_server.stop(mode="fast")
+    stack.standby_server.start(timeout=60)
+    stack.standby_server.wait_ready(60)
+    samples = exporter.scrape()  # its persistent connection died with the old server
+    assert samples.get_value("pg_up", server=standby) == 1
+    assert samples.get_value("pg_replication_exporter_errors_total", server=standby) == 0
