@@ -1,0 +1,84 @@
+"""api_program() under a real supervisord, like `exapg up` runs it.
+
+As the service user when it can execute this Python; a virtualenv whose interpreter sits
+under a private home (/root/.pyenv) cannot be run by `postgres`, and then supervisord
+runs as the current user instead (the program itself is the same).
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import stat
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from exapg.api.service import NAME, api_program
+from exapg.proc import ServiceUser
+from exapg.runtime.supervisor import Supervisor
+from exapg.status import Role
+from tests.conftest import free_port, new_state_dir
+
+pytestmark = pytest.mark.integration
+
+
+def reachable(executable: Path, user: ServiceUser) -> bool:
+    """Whether `user` may traverse every directory up to the real interpreter."""
+    if not user.switch:
+        return True
+    for parent in executable.resolve().parents:
+        st = parent.stat()
+        if st.st_uid == user.uid:
+            bit = stat.S_IXUSR
+        elif st.st_gid == user.gid:
+            bit = stat.S_IXGRP
+        else:
+            bit = stat.S_IXOTH
+        if not st.st_mode & bit:
+            return False
+    return True
+
+
+def current_user() -> ServiceUser:
+    entry = pwd.getpwuid(os.geteuid())
+    return ServiceUser(entry.pw_name, entry.pw_uid, entry.pw_gid, entry.pw_dir)
+
+
+def test_supervised_backend_becomes_healthy_and_serves_the_ui(ha_stack):
+    runtime = ha_stack.runtime
+    port = free_port()
+    settings = ha_stack.settings.model_copy(update={"mgmt_backend_port": port})
+    env = settings.to_environment()
+    user = runtime.user if reachable(Path(sys.executable), runtime.user) else current_user()
+    base = new_state_dir().parent  # under /tmp, reachable by the service user
+    dirs = {name: user.make_dir(base / name, 0o700) for name in ("conf", "run", "logs")}
+    program = api_program(settings=settings, state_dir=settings.state_dir, log_dir=dirs["logs"],
+                          env=env)
+    assert (program.name, program.role, program.port) == (NAME, Role.API, port)
+    assert program.health_url == f"http://127.0.0.1:{port}/api/health"
+    supervisor = Supervisor(dirs["conf"], dirs["run"], dirs["logs"], user)
+    supervisor.write([program], "exapg-api-test")
+    supervisor.start()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(program.health_url, timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        else:
+            log = (dirs["logs"] / f"{NAME}.log").read_text()[-2000:]
+            pytest.fail(f"supervised backend not healthy: {log}")
+        assert supervisor.processes()[NAME].state == "RUNNING"
+        page = httpx.get(f"http://127.0.0.1:{port}/", timeout=5)
+        assert page.status_code == 200 and "<div id=\"root\">" in page.text
+    finally:
+        supervisor.shutdown()
+        shutil.rmtree(base, ignore_errors=True)
