@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from exapg.errors import ConfigurationError
@@ -27,10 +27,13 @@ class ServerAddress:
     port: int
     problem: str | None = None
     raw: str = ""
+    name: str | None = None  # configured `server` label, instead of host:port
 
     @property
     def label(self) -> str:
-        """The `server` label: host:port (brackets around IPv6 hosts)."""
+        """The `server` label: the configured name, else host:port ([v6]:port)."""
+        if self.name:
+            return self.name
         if self.problem:
             return self.raw
         host = f"[{self.host}]" if ":" in self.host else self.host
@@ -68,7 +71,8 @@ class ExporterConfig:
         reader = _Reader(env, problems)
         config = cls(
             primary=parse_address(
-                "primary", f"{env.get('PRIMARY_HOST', 'localhost')}:{env.get('PRIMARY_PORT', '5432')}"
+                "primary", f"{env.get('PRIMARY_HOST', 'localhost')}:{env.get('PRIMARY_PORT', '5432')}",
+                name=env.get("PRIMARY_NAME"),
             ),
             standbys=_standbys(env),
             dbname=env.get("POSTGRES_DB", "postgres"),
@@ -104,9 +108,19 @@ class ExporterConfig:
         return [f"{s.role} {s.raw!r}: {s.problem}" for s in self.servers if s.problem]
 
 
-def parse_address(role: str, text: str) -> ServerAddress:
-    """'host:port', '[v6]:port' or 'host' (port 5432) to an address; never raises."""
+def parse_address(role: str, text: str, name: str | None = None) -> ServerAddress:
+    """'host:port', '[v6]:port' or 'host' (port 5432), optionally 'name=' first, to an
+    address; never raises."""
     raw = text.strip()
+    if "=" in raw:
+        given, _, raw = raw.partition("=")
+        name = given.strip() or name
+        raw = raw.strip()
+    address = _parse_host_port(role, raw)
+    return replace(address, name=name) if name else address
+
+
+def _parse_host_port(role: str, raw: str) -> ServerAddress:
     host, sep, port_text = raw.rpartition(":")
     if raw.startswith("[") and "]" in raw:
         inner, _, rest = raw[1:].partition("]")
@@ -127,7 +141,8 @@ def _standbys(env: Mapping[str, str]) -> tuple[ServerAddress, ...]:
         return tuple(parse_address("standby", item) for item in listed.split(",") if item.strip())
     if "STANDBY_HOST" not in env:
         return ()
-    return (parse_address("standby", f"{env['STANDBY_HOST']}:{env.get('STANDBY_PORT', '5432')}"),)
+    return (parse_address("standby", f"{env['STANDBY_HOST']}:{env.get('STANDBY_PORT', '5432')}",
+                          name=env.get("STANDBY_NAME")),)
 
 
 def _password(env: Mapping[str, str], problems: list[str]) -> str | None:

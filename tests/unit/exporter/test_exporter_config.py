@@ -80,3 +80,13 @@ def test_bad_database_address_is_not_fatal():
 def test_parse_address(text, host, port):
     address = parse_address("standby", text)
     assert (address.host, address.port, address.problem) == (host, port, None)
+
+
+def test_configured_names_replace_host_port_in_the_server_label():
+    config = ExporterConfig.from_env({
+        "PRIMARY_HOST": "10.0.0.1", "PRIMARY_NAME": "pg-a",
+        "STANDBY_HOSTS": "pg-b=10.0.0.2:5432,10.0.0.3",
+    })
+    assert config.primary.label == "pg-a" and config.primary.host == "10.0.0.1"
+    assert [(s.label, s.host, s.port) for s in config.standbys] == [
+        ("pg-b", "10.0.0.2", 5432), ("10.0.0.3:5432", "10.0.0.3", 5432)]
