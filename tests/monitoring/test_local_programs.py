@@ -105,3 +105,14 @@ def test_without_the_exporter_prometheus_does_not_scrape_it(tmp_path, monkeypatc
 def test_any_address_listen_is_scraped_on_loopback():
     assert local.scrape_host("0.0.0.0") == "127.0.0.1"
     assert local.scrape_host("10.0.0.7") == "10.0.0.7"
+
+
+def test_describing_without_writing_gives_the_same_programs(tmp_path):
+    installed()
+    state = state_dir(tmp_path)
+    kwargs = {"settings": settings(), "state_dir": state, "password_file": tmp_path / "pw",
+              "coordinator_port": 15432, "targets": {"replication_exporter": "127.0.0.1:19188"}}
+    described = local.monitoring_programs(**kwargs, write_files=False)
+    assert not (state / "conf").exists()
+    assert described == local.monitoring_programs(**kwargs)
+    assert (state / "conf" / "prometheus.yml").is_file()

@@ -115,7 +115,7 @@ def postgres_exporter_program(binary: str, *, settings: Settings, password_file:
         "DATA_SOURCE_USER": settings.postgres_user,
         "DATA_SOURCE_PASS_FILE": str(password_file),
     }
-    if queries is not None and queries.is_file():
+    if queries is not None:
         environment["PG_EXPORTER_EXTEND_QUERY_PATH"] = str(queries)
     return Program(
         name="postgres_exporter",
@@ -135,32 +135,50 @@ def monitoring_programs(
     password_file: Path,
     coordinator_port: int,
     targets: dict,
+    write_files: bool = True,
 ) -> list[Program]:
     """Prometheus and postgres_exporter for a local stack, each only when installed.
 
     `targets` maps further scrape jobs to "host:port" (or lists), for example
     {"replication_exporter": "127.0.0.1:9188"}. The rule files and custom queries are
     copied into `state_dir/conf` (the service user may not read the source tree);
-    Prometheus stores its data in `state_dir/data/prometheus`.
+    Prometheus stores its data in `state_dir/data/prometheus`. `write_files=False`
+    only describes the programs (for status), touching no file.
     """
     exporter, prometheus = postgres_exporter_binary(), prometheus_binary()
     if not exporter and not prometheus:
         return []
-    user = ServiceUser.resolve(settings.service_user)
-    files = install_files(user, state_dir, monitoring_dir())
+    paths = state_paths(state_dir)
+    if write_files:
+        _write_files(settings, state_dir, targets, with_exporter=bool(exporter))
     programs: list[Program] = []
     if exporter:
         programs.append(postgres_exporter_program(
             exporter, settings=settings, password_file=password_file,
-            coordinator_port=coordinator_port, queries=files.get("queries"),
+            coordinator_port=coordinator_port,
+            queries=paths["queries"] if (monitoring_dir() / "postgres_exporter" / "queries.yaml").is_file() else None,
         ))
     if prometheus:
-        jobs = all_targets(settings, targets, bool(exporter))
-        config = state_dir / "conf" / "prometheus.yml"
-        user.write_file(config, render_prometheus_config(jobs, files.get("rules")), 0o600)
-        storage = user.make_dir(state_dir / "data" / "prometheus", 0o700)
-        programs.append(prometheus_program(prometheus, settings=settings, config=config, storage=storage))
+        programs.append(prometheus_program(prometheus, settings=settings, config=paths["config"],
+                                           storage=paths["storage"]))
     return programs
+
+
+def state_paths(state_dir: Path) -> dict[str, Path]:
+    conf = state_dir / "conf"
+    return {"config": conf / "prometheus.yml", "rules": conf / "prometheus-rules",
+            "queries": conf / "postgres_exporter-queries.yaml", "storage": state_dir / "data" / "prometheus"}
+
+
+def _write_files(settings: Settings, state_dir: Path, targets: Mapping[str, str | Iterable[str]], *,
+                 with_exporter: bool) -> None:
+    user = ServiceUser.resolve(settings.service_user)
+    files = install_files(user, state_dir, monitoring_dir())
+    paths = state_paths(state_dir)
+    jobs = all_targets(settings, targets, with_exporter)
+    user.write_file(paths["config"], render_prometheus_config(jobs, files.get("rules")), 0o600)
+    if not paths["storage"].is_dir():
+        user.make_dir(paths["storage"], 0o700)
 
 
 def install_files(user: ServiceUser, state_dir: Path, source: Path) -> dict[str, Path]:
@@ -171,7 +189,7 @@ def install_files(user: ServiceUser, state_dir: Path, source: Path) -> dict[str,
     installed: dict[str, Path] = {}
     rules = source / "prometheus" / "rules"
     if rules.is_dir():
-        target = user.make_dir(conf / "prometheus-rules", 0o700)
+        target = user.make_dir(state_paths(state_dir)["rules"], 0o700)
         for old in target.glob("*.yml"):
             old.unlink()
         for rule_file in sorted(rules.glob("*.yml")):
@@ -179,6 +197,6 @@ def install_files(user: ServiceUser, state_dir: Path, source: Path) -> dict[str,
         installed["rules"] = target
     queries = source / "postgres_exporter" / "queries.yaml"
     if queries.is_file():
-        installed["queries"] = conf / "postgres_exporter-queries.yaml"
+        installed["queries"] = state_paths(state_dir)["queries"]
         user.write_file(installed["queries"], queries.read_text(encoding="utf-8"), 0o600)
     return installed
