@@ -177,6 +177,19 @@ class DockerCompose:
         except subprocess.TimeoutExpired:
             raise OperationTimeoutError(f"docker compose {' '.join(args)} took longer than {timeout} s") from None
 
+    def stream(self, args: Sequence[str]) -> Iterator[str]:
+        """Lines of compose's output as they come (for `logs -f`)."""
+        argv = self.argv(args)
+        require_engine()
+        with subprocess.Popen(argv, env=compose_environment(self.settings), text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as proc:
+            assert proc.stdout is not None
+            try:
+                for line in proc.stdout:
+                    yield line.rstrip("\n")
+            finally:
+                proc.terminate()
+
     def check(self, args: Sequence[str], *, timeout: float | None = None) -> str:
         result = self.run(args, capture=True, timeout=timeout)
         if result.returncode != 0:
@@ -225,8 +238,7 @@ class DockerRuntime:
         args = ["logs", "--no-color", *(["-f"] if follow else []), *(["-t"] if timestamps else [])]
         if since is not None:
             args.append(f"--since={int(since)}s")
-        result = self.compose("ha").run([*args, *([service] if service else [])], capture=True)
-        yield from result.stdout.splitlines()
+        yield from self.compose("ha").stream([*args, *([service] if service else [])])
 
     def scale(self, workers: int) -> list[str]:
         """Scale the worker pool; on the way down, drain the highest-numbered replicas and
