@@ -32,8 +32,10 @@ def local_command(port: int) -> list[str]:
     return [sys.executable, "-m", *command]
 
 
-def test_backend_starts_with_the_compose_environment(scratch_pg, tmp_path):
-    service = render(COMBINATIONS["full"], tmp_path, POSTGRES_PASSWORD=PASSWORD, POSTGRES_DB="postgres")
+@pytest.mark.parametrize("admin", ["generated", "given"])  # generated first: no user exists yet
+def test_backend_starts_with_the_compose_environment(scratch_pg, tmp_path, admin):
+    service = render(COMBINATIONS["full"], tmp_path, POSTGRES_PASSWORD=PASSWORD, POSTGRES_DB="postgres",
+                     **({"EXAPG_ADMIN_PASSWORD": ""} if admin == "generated" else {}))
     env = {k: str(v) for k, v in service["services"]["management_backend"]["environment"].items()}
     env["DATABASE_URL"] = env["DATABASE_URL"].replace("coordinator:5432", f"127.0.0.1:{scratch_pg.port}")
     env["EXAPG_PROMETHEUS_URL"] = "http://127.0.0.1:9"  # nothing listens: the API must cope
