@@ -29,9 +29,8 @@ import httpx
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.conftest import build_stack, free_port  # noqa: E402
-
 from exapg.postgres.conn import connect  # noqa: E402
+from tests.conftest import build_stack, free_port  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 PEER = "/usr/bin/prometheus-postgres-exporter"
@@ -208,7 +207,7 @@ def markdown(data: dict) -> str:
         "HTTP connection. postgres_exporter 0.11 fails every scrape when given two servers",
         "(duplicate `pg_scrape_collector_*` series), so it runs as it is deployed, one process",
         "per server; its scrape time is the sum of both, its memory the sum of both processes.",
-        " Statements are pg_stat_statements calls on each server divided by the",
+        "Statements are pg_stat_statements calls on each server divided by the",
         "number of scrapes, counted while only that exporter was scraped; on the primary ours",
         "is the state query plus the heartbeat write, queued after the scrape has answered.",
         "The peer exports general server statistics (pg_settings, pg_stat_database, locks, ...)",
