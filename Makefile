@@ -3,7 +3,10 @@
 # Both are idempotent: finished set-up steps are remembered in .make/.
 
 SHELL := /bin/bash
-PYTHON ?= python3
+# Debian's Python where it is new enough: the service user (postgres) must be able to run
+# the interpreter of the supervised Python programs, and a Python under /root is out of its reach.
+PYTHON ?= $(shell /usr/bin/python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
+	&& echo /usr/bin/python3 || echo python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMPS := .make
@@ -47,13 +50,16 @@ system:
 		esac; done; fi; \
 	fi
 
-venv: $(STAMPS)/venv
+# A virtualenv made by another interpreter is made again.
+venv:
+	@if [ "$$(cat $(VENV)/.interpreter 2>/dev/null)" != "$(PYTHON)" ]; then rm -rf $(VENV) $(STAMPS)/venv; fi
+	@$(MAKE) --no-print-directory $(STAMPS)/venv
 
 $(STAMPS)/venv: pyproject.toml
 	@mkdir -p $(STAMPS)
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "error: Python 3.11 or newer is needed (set PYTHON=...)"; exit 4; }
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	test -x $(BIN)/python || { $(PYTHON) -m venv $(VENV) && echo "$(PYTHON)" > $(VENV)/.interpreter; }
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test]'
 	@touch $@

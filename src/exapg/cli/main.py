@@ -10,8 +10,11 @@ from functools import cached_property
 import psycopg
 import typer
 
+from exapg.cli import certs as certs_cmds
 from exapg.cli import cluster as cluster_cmds
+from exapg.cli import compose as compose_cmds
 from exapg.cli import config as config_cmds
+from exapg.cli import exporter as exporter_cmds
 from exapg.cli import stack as stack_cmds
 from exapg.cli.output import error
 from exapg.errors import ExaPGError, ExitCode
@@ -46,9 +49,8 @@ def _root(
     ctx.obj = Context(debug or bool(os.environ.get("EXAPG_DEBUG")))
 
 
-stack_cmds.register(app)
-config_cmds.register(app)
-cluster_cmds.register(app)
+for commands in (stack_cmds, config_cmds, cluster_cmds, exporter_cmds, certs_cmds, compose_cmds):
+    commands.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:
