@@ -68,15 +68,15 @@ def test_supervised_backend_becomes_healthy_and_serves_the_ui(ha_stack):
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                if httpx.get(program.health_url, timeout=2).status_code == 200:
-                    break
+                healthy = httpx.get(program.health_url, timeout=2).status_code == 200
             except httpx.HTTPError:
-                pass
+                healthy = False
+            if healthy and supervisor.processes()[NAME].state == "RUNNING":
+                break
             time.sleep(0.2)
         else:
             log = (dirs["logs"] / f"{NAME}.log").read_text()[-2000:]
             pytest.fail(f"supervised backend not healthy: {log}")
-        assert supervisor.processes()[NAME].state == "RUNNING"
         page = httpx.get(f"http://127.0.0.1:{port}/", timeout=5)
         assert page.status_code == 200 and "<div id=\"root\">" in page.text
     finally:

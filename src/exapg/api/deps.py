@@ -52,11 +52,12 @@ async def current_user(
     claims = decode_token(ctx.config.secret_key, credentials.credentials)
     if claims is None:
         raise NotAuthenticatedError("invalid or expired token: log in again")
-    known, state = ctx.sessions.get(claims.jti)
-    if not known:
+
+    async def load() -> tuple[str, bool] | None:
         async with ctx.pools.aconnection() as conn:
-            state = await users.session_state(conn, username=claims.username, jti=claims.jti)
-        ctx.sessions.put(claims.jti, claims.username, state)
+            return await users.session_state(conn, username=claims.username, jti=claims.jti)
+
+    state = await ctx.sessions.check(claims.jti, claims.username, load)
     if state is None or not state[1]:
         raise NotAuthenticatedError("session ended (logged out, user disabled or deleted)")
     return Principal(claims.username, UserRole(state[0]), claims.jti, claims.expires_at)

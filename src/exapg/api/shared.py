@@ -30,6 +30,8 @@ class SharedReading:
         if value is not None:
             return value
         self._lock = self._lock or asyncio.Lock()
+        if self._lock.locked() and self._value is not None and self.ttl > 0:
+            return self._value  # being refreshed: the previous reading, rather than a queue
         async with self._lock:
             value = self._fresh()
             if value is None:
@@ -48,6 +50,27 @@ class SessionCache:
     def __init__(self, ttl: float) -> None:
         self.ttl = ttl
         self._entries: dict[str, tuple[float, str, tuple[str, bool] | None]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def check(
+        self,
+        jti: str,
+        username: str,
+        load: Callable[[], Awaitable[tuple[str, bool] | None]],
+    ) -> tuple[str, bool] | None:
+        """The token's state, loaded once for all concurrent requests carrying it."""
+        known, state = self.get(jti)
+        if known:
+            return state
+        if self.ttl <= 0:
+            return await load()
+        lock = self._locks.setdefault(jti, asyncio.Lock())
+        async with lock:
+            known, state = self.get(jti)
+            if not known:
+                state = await load()
+                self.put(jti, username, state)
+            return state
 
     def get(self, jti: str) -> tuple[bool, tuple[str, bool] | None]:
         """(known, state): state is what the database said, None for a deleted user."""
@@ -59,6 +82,7 @@ class SessionCache:
     def put(self, jti: str, username: str, state: tuple[str, bool] | None) -> None:
         if len(self._entries) > 10_000:
             self._entries.clear()
+            self._locks.clear()
         self._entries[jti] = (time.monotonic(), username, state)
 
     def forget_token(self, jti: str) -> None:
