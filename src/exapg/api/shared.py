@@ -50,7 +50,7 @@ class SessionCache:
     def __init__(self, ttl: float) -> None:
         self.ttl = ttl
         self._entries: dict[str, tuple[float, str, tuple[str, bool] | None]] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._pending: dict[str, asyncio.Future[tuple[str, bool] | None]] = {}
 
     async def check(
         self,
@@ -58,19 +58,32 @@ class SessionCache:
         username: str,
         load: Callable[[], Awaitable[tuple[str, bool] | None]],
     ) -> tuple[str, bool] | None:
-        """The token's state, loaded once for all concurrent requests carrying it."""
+        """The token's state, loaded once for all concurrent requests carrying it.
+
+        Waiters share one future rather than queueing on a lock: a lock hands over to one
+        waiter per event-loop turn, which stalled 32 concurrent requests for 300 ms.
+        """
         known, state = self.get(jti)
         if known:
             return state
         if self.ttl <= 0:
             return await load()
-        lock = self._locks.setdefault(jti, asyncio.Lock())
-        async with lock:
-            known, state = self.get(jti)
-            if not known:
-                state = await load()
-                self.put(jti, username, state)
-            return state
+        pending = self._pending.get(jti)
+        if pending is None:
+            pending = asyncio.ensure_future(self._load(jti, username, load))
+            self._pending[jti] = pending
+            pending.add_done_callback(lambda _: self._pending.pop(jti, None))
+        return await asyncio.shield(pending)
+
+    async def _load(
+        self,
+        jti: str,
+        username: str,
+        load: Callable[[], Awaitable[tuple[str, bool] | None]],
+    ) -> tuple[str, bool] | None:
+        state = await load()
+        self.put(jti, username, state)
+        return state
 
     def get(self, jti: str) -> tuple[bool, tuple[str, bool] | None]:
         """(known, state): state is what the database said, None for a deleted user."""
@@ -82,7 +95,6 @@ class SessionCache:
     def put(self, jti: str, username: str, state: tuple[str, bool] | None) -> None:
         if len(self._entries) > 10_000:
             self._entries.clear()
-            self._locks.clear()
         self._entries[jti] = (time.monotonic(), username, state)
 
     def forget_token(self, jti: str) -> None:
