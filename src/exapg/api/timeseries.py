@@ -7,6 +7,7 @@ way to the sampler for the PostgreSQL series.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import httpx
@@ -64,7 +65,7 @@ class Series:
     name: str
     unit: str
     source: str  # "prometheus" or "sampler"
-    points: list[tuple[float, float | None]]
+    points: Sequence[tuple[float, float | None]]
 
 
 class Prometheus:

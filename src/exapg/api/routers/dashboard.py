@@ -28,6 +28,6 @@ def series(
         minutes=minutes,
     )
     items = [
-        SeriesPublic(name=s.name, unit=s.unit, source=s.source, points=s.points) for s in found
+        SeriesPublic(name=s.name, unit=s.unit, source=s.source, points=list(s.points)) for s in found
     ]
     return TimeseriesPublic(minutes=minutes, series=items)
