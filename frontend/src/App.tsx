@@ -1,5 +1,6 @@
 import { useEffect, useState } from "react";
 import { api, session, setUnauthorizedHandler } from "./api";
+import { Account } from "./pages/Account";
 import { Audit } from "./pages/Audit";
 import { ClusterPage } from "./pages/Cluster";
 import { Dashboard } from "./pages/Dashboard";
@@ -21,6 +22,7 @@ const PAGES: Page[] = [
   { id: "users", label: "Users", minRole: "admin" },
   { id: "audit", label: "Audit log", minRole: "admin" },
 ];
+const ACCOUNT: Page = { id: "account", label: "Account", minRole: "viewer" };
 const RANK: Record<Role, number> = { viewer: 0, operator: 1, admin: 2 };
 
 function currentPage(): string {
@@ -60,7 +62,7 @@ export function App() {
   if (!me) return <Login onLogin={onLogin} />;
 
   const allowed = PAGES.filter((p) => RANK[me.role] >= RANK[p.minRole]);
-  const active = allowed.find((p) => p.id === page) ?? allowed[0];
+  const active = page === ACCOUNT.id ? ACCOUNT : allowed.find((p) => p.id === page) ?? allowed[0];
   return (
     <div className="shell">
       <header className="topbar">
@@ -72,7 +74,7 @@ export function App() {
           ))}
         </nav>
         <div className="who">
-          <span data-testid="whoami">{me.username} · {me.role}</span>
+          <a href="#/account" data-testid="whoami">{me.username} · {me.role}</a>
           <button className="small" onClick={logout}>Log out</button>
         </div>
       </header>
@@ -83,6 +85,7 @@ export function App() {
         {active.id === "queries" && <Queries role={me.role} />}
         {active.id === "users" && <Users me={me.username} />}
         {active.id === "audit" && <Audit />}
+        {active.id === "account" && <Account me={me} />}
       </main>
     </div>
   );

@@ -76,6 +76,17 @@ def test_admin_creates_a_user_who_then_logs_in(page, api_server, admin):
         assert page.text_content("[data-testid=whoami]") == f"{name} · operator"
         assert page.locator("nav >> text=Users").count() == 0
         shot(page, "logged-in-as-new-user")
+        # the new user picks their own password
+        new_password = secrets.token_urlsafe(14)
+        page.click("[data-testid=whoami]")
+        page.fill("input[name=current-password]", password)
+        page.fill("input[name=new-password]", new_password)
+        page.fill("input[name=repeat-password]", new_password)
+        page.click("button:has-text('Change password')")
+        page.wait_for_selector("text=password changed")
+        page.click("text=Log out")
+        log_in(page, api_server.url, name, new_password)
+        assert page.text_content("[data-testid=whoami]") == f"{name} · operator"
     finally:
         admin.delete(f"/api/users/{name}")
 

@@ -1,0 +1,59 @@
+import { useState, type FormEvent } from "react";
+import { api } from "../api";
+import { ErrorLine, Section } from "../components/Ui";
+import type { Me } from "../types";
+
+export function Account({ me }: { me: Me }) {
+  const [current, setCurrent] = useState("");
+  const [next, setNext] = useState("");
+  const [repeat, setRepeat] = useState("");
+  const [error, setError] = useState<string | null>(null);
+  const [notice, setNotice] = useState<string | null>(null);
+
+  async function submit(event: FormEvent) {
+    event.preventDefault();
+    setError(null);
+    setNotice(null);
+    if (next !== repeat) {
+      setError("the new passwords differ");
+      return;
+    }
+    try {
+      await api.changePassword(current, next);
+      setCurrent("");
+      setNext("");
+      setRepeat("");
+      setNotice("password changed");
+    } catch (err) {
+      setError((err as Error).message);
+    }
+  }
+
+  return (
+    <div className="page">
+      <Section title={`${me.username} (${me.role})`}>
+        <p className="muted">Session valid until {new Date(me.expires_at).toLocaleString()}.</p>
+        <form className="stack-form" onSubmit={submit} data-testid="change-password">
+          <label>
+            Current password
+            <input type="password" name="current-password" autoComplete="current-password" required
+                   value={current} onChange={(e) => setCurrent(e.target.value)} />
+          </label>
+          <label>
+            New password (12+ characters)
+            <input type="password" name="new-password" autoComplete="new-password" minLength={12} required
+                   value={next} onChange={(e) => setNext(e.target.value)} />
+          </label>
+          <label>
+            New password again
+            <input type="password" name="repeat-password" autoComplete="new-password" minLength={12} required
+                   value={repeat} onChange={(e) => setRepeat(e.target.value)} />
+          </label>
+          <ErrorLine message={error} />
+          {notice && <p className="notice" role="status">{notice}</p>}
+          <button type="submit">Change password</button>
+        </form>
+      </Section>
+    </div>
+  );
+}
