@@ -91,7 +91,8 @@ def test_scale_in_drains_first_and_loses_nothing(cluster):
     assert "drained" in result.stdout
     with connect(cluster.coordinator) as conn:
         nodes = conn.execute("SELECT nodeport FROM pg_dist_node WHERE groupid <> 0").fetchall()
-        assert sorted(p for (p,) in nodes) == [cluster.settings.worker_port(1), cluster.settings.worker_port(2)]
+        expected = sorted([cluster.settings.worker_port(1), cluster.settings.worker_port(2)])
+        assert sorted(p for (p,) in nodes) == expected
         assert cluster.settings.worker_port(3) not in placements_by_port(conn)
         assert conn.execute(CHECKSUM).fetchone() == cluster.extra["checksum"]
 
