@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 
 from rich.console import Console
 from rich.table import Table
 
-console = Console(highlight=False)
+# Piped output (logs, CI) gets wide lines rather than rich's 80-column default.
+_WIDTH = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "160"))
+console = Console(highlight=False, width=_WIDTH)
 err_console = Console(stderr=True, highlight=False)
 
 
@@ -21,7 +24,7 @@ def print_table(rows: Sequence[Mapping[str, object]], columns: Iterable[str], ti
     table = Table(title=title, show_edge=False, header_style="bold")
     cols = list(columns)
     for col in cols:
-        table.add_column(col.upper())
+        table.add_column(col.upper(), no_wrap=col != "detail")
     for row in rows:
         table.add_row(*(_cell(row.get(col)) for col in cols))
     console.print(table)

@@ -85,6 +85,8 @@ def _print_connect(runtime: LocalRuntime) -> None:
         info(f"  {label}: PGPASSFILE={runtime.passfile} {psql} -h 127.0.0.1 -p {port} "
              f"-U {s.postgres_user} {s.postgres_db}")
     info("  or simply: exapg sql    (credentials: exapg credentials)")
+    info(f"\nManagement UI: http://127.0.0.1:{s.mgmt_backend_port}/  (log in as 'admin'; "
+         "the password is shown by 'exapg credentials')")
 
 
 def stop(ctx: typer.Context) -> None:

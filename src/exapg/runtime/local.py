@@ -19,6 +19,7 @@ import os
 import shutil
 import socket
 import stat
+import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -31,6 +32,7 @@ from psycopg import sql
 
 from exapg import secrets as secret_store
 from exapg import state as state_file
+from exapg.api.service import api_program
 from exapg.cluster import citus
 from exapg.cluster.topology import Mode, Node, Topology
 from exapg.errors import (
@@ -41,6 +43,8 @@ from exapg.errors import (
     MissingDependencyError,
     OperationTimeoutError,
 )
+from exapg.exporter.service import exporter_program
+from exapg.monitoring import local as monitoring
 from exapg.postgres import conf as pgconf
 from exapg.postgres.binaries import PgBinaries, find_binaries
 from exapg.postgres.conn import Dsn, connect
@@ -190,6 +194,7 @@ class LocalRuntime:
                 "or use --mode standalone|ha"
             )
         self.user  # noqa: B018
+        self._check_python_reachable()
 
     def _check_state_dir(self) -> None:
         existing = next(p for p in [self.root, *self.root.parents] if p.exists())
@@ -406,12 +411,40 @@ class LocalRuntime:
         """Set in every supervised program's environment, to find them if orphaned."""
         return f"EXAPG_STACK={self.root}"
 
-    def programs(self, topology: Topology) -> list[Program]:
-        """Every supervised daemon of this topology, in start order (no database access)."""
-        ini = self.conf_dir / "pgbouncer.ini"
-        programs = [pgbouncer.program(ini, self.settings.pgbouncer_port)]
+    def programs(self, topology: Topology, write_files: bool = False) -> list[Program]:
+        """Every supervised daemon of this topology, in start order (no database access);
+        with write_files, also (re)write the monitoring configuration they read."""
+        s = self.settings
+        programs = [pgbouncer.program(self.conf_dir / "pgbouncer.ini", s.pgbouncer_port)]
+        targets: dict[str, str] = {}
+        if topology.standbys:
+            programs.append(exporter_program(
+                settings=s, password_file=self.password_file, primary_port=topology.coordinator.port,
+                standby_ports=[n.port for n in topology.standbys], log_dir=self.log_dir,
+            ))
+            targets["replication_exporter"] = f"127.0.0.1:{s.exporter_port}"
+        programs.append(api_program(
+            settings=s, state_dir=self.root, log_dir=self.log_dir, env=s.to_environment(),
+        ))
+        programs += monitoring.monitoring_programs(
+            settings=s, state_dir=self.root, password_file=self.password_file,
+            coordinator_port=topology.coordinator.port, targets=targets, write_files=write_files,
+        )
         key, value = self._marker.split("=", 1)
         return [replace(p, environment={**p.environment, key: value}) for p in programs]
+
+    def _check_python_reachable(self) -> None:
+        """Supervised Python programs run as the service user: it must reach this Python."""
+        import exapg
+
+        for path in (Path(sys.executable).resolve(), Path(sys.base_prefix), Path(exapg.__file__).parent):
+            blocked = _untraversable(path / "x", self.user)
+            if blocked is not None:
+                raise ConfigurationError(
+                    f"the service user {self.user.name!r} cannot run ExaPG's Python ({blocked} "
+                    f"denies it, on the way to {path}): install ExaPG into a virtualenv made by a "
+                    "Python it can reach (make venv PYTHON=/usr/bin/python3) in a directory it can enter"
+                )
 
     def _write_pgbouncer_files(self, topology: Topology, secrets: Secrets) -> None:
         userlist = self.conf_dir / "userlist.txt"
@@ -425,7 +458,7 @@ class LocalRuntime:
 
     def _ensure_programs(self, topology: Topology, secrets: Secrets) -> list[str]:
         self._write_pgbouncer_files(topology, secrets)
-        programs = self.programs(topology)
+        programs = self.programs(topology, write_files=True)
         identifier = f"exapg-{self.settings.compose_project_name}"
         changed = self.supervisor.write(programs, identifier)
         actions = []
@@ -548,8 +581,8 @@ class LocalRuntime:
         state = SUPERVISOR_STATES.get(info.state, ServiceState.UNKNOWN)
         alive = state in (ServiceState.RUNNING, ServiceState.STARTING)
         healthy = alive and self._program_healthy(program)
-        return ServiceStatus(program.name, program.role, program.port, info.pid, state, healthy,
-                             info.description)
+        detail = f"http://127.0.0.1:{program.port}/" if program.health_url else "supervised"
+        return ServiceStatus(program.name, program.role, program.port, info.pid, state, healthy, detail)
 
     # -- logs ------------------------------------------------------------------------------------
     def log_files(self) -> dict[str, Path]:
