@@ -68,7 +68,8 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path, timeout:
 def api_server(ha_stack, tmp_path_factory) -> Iterator[ApiServer]:
     port = free_port()
     log = tmp_path_factory.mktemp("api") / "api.log"
-    env = {**ha_stack.env, "EXAPG_SAMPLE_INTERVAL": "1"}
+    # The stack runs its own Prometheus; this server must show the in-process sampler.
+    env = {**ha_stack.env, "EXAPG_SAMPLE_INTERVAL": "1", "EXAPG_PROMETHEUS_URL": "http://127.0.0.1:9"}
     process = start_api(env, port, log)
     url = f"http://127.0.0.1:{port}"
     try:
