@@ -134,3 +134,9 @@ def test_interrupted_up_is_finished_by_the_next(env):
         assert run_cli("health", env=env).returncode == 0
     finally:
         run_cli("down", "--volumes", env=env)
+
+
+def test_docker_backend_without_an_engine_exits_4(env):
+    result = run_cli("up", "--backend", "docker", env={**env, "DOCKER_HOST": "unix:///nonexistent.sock"})
+    assert result.returncode == 4
+    assert "Docker engine" in one_error_line(result)

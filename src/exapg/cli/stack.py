@@ -11,7 +11,7 @@ import typer
 
 from exapg.cli.output import console, error, info, print_json, print_mapping, print_table
 from exapg.cluster.topology import Mode
-from exapg.errors import ExitCode, InvalidParameterError, MissingDependencyError
+from exapg.errors import ExitCode, InvalidParameterError
 from exapg.runtime.local import LocalRuntime
 from exapg.settings import Settings
 from exapg.status import ServiceStatus
@@ -52,7 +52,9 @@ def up(
 ) -> None:
     """Set up and start the stack (idempotent: starts only what is not running)."""
     if backend == "docker":
-        _docker_up(ctx)
+        from exapg.runtime.docker import DockerRuntime
+
+        _report(DockerRuntime(ctx.obj.settings).up(mode.value if mode else None, workers), "")
         return
     if backend != "local":
         raise InvalidParameterError(f"--backend must be local or docker, not {backend!r}")
@@ -67,14 +69,6 @@ def up(
         _report(actions, "")
     _print_status(runtime.status(), as_json=False)
     _print_connect(runtime)
-
-
-def _docker_up(ctx: typer.Context) -> None:
-    try:
-        from exapg.runtime.docker import compose_up  # type: ignore[attr-defined]
-    except ImportError:
-        raise MissingDependencyError("the docker backend is not available in this build") from None
-    compose_up(ctx.obj.settings)
 
 
 def _print_connect(runtime: LocalRuntime) -> None:
