@@ -79,6 +79,8 @@ def monitored(ha_stack) -> Iterator[dict]:
     try:
         for program in programs:
             wait_until(lambda p=program: http_get(p.health_url), 60, f"{program.name} to answer")
+        wait_until(lambda: http_get(f"http://127.0.0.1:{exporter_port}/metrics", 30), 60,
+                   "the replication exporter to answer")
         yield {"programs": {p.name: p for p in programs}, "exporter_port": exporter_port, "settings": settings}
     finally:
         for proc in processes:
