@@ -99,11 +99,43 @@ export interface Service {
   detail: string;
 }
 
+export interface CitusNode {
+  node_id: number;
+  host: string;
+  port: number;
+  role: string;
+  active: boolean;
+  should_have_shards: boolean;
+  reachable: boolean | null;
+  shards: number;
+  bytes: number;
+  error: string | null;
+}
+
+export interface Rebalance {
+  job_id: number;
+  state: string;
+  running: boolean;
+  tasks_total: number;
+  tasks_done: number;
+  started_at: number | null;
+  finished_at: number | null;
+  message: string | null;
+}
+
+export interface Citus {
+  version: string;
+  nodes: CitusNode[];
+  rebalance: Rebalance | null;
+}
+
 export interface Cluster {
   mode: string;
   nodes: NodeInfo[];
   services: Service[];
   services_error: string | null;
+  citus: Citus | null;
+  citus_error: string | null;
 }
 
 export interface ActiveQuery {

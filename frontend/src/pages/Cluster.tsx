@@ -2,7 +2,7 @@ import { api } from "../api";
 import { Badge, ErrorLine, Section } from "../components/Ui";
 import { bytes, duration } from "../format";
 import { usePoll } from "../hooks";
-import type { NodeInfo } from "../types";
+import type { Citus, NodeInfo, Rebalance } from "../types";
 
 function Replication({ node }: { node: NodeInfo }) {
   if (node.upstream) {
@@ -23,6 +23,46 @@ function Replication({ node }: { node: NodeInfo }) {
         </span>
       ))}
     </span>
+  );
+}
+
+function RebalanceLine({ job }: { job: Rebalance }) {
+  const share = job.tasks_total > 0 ? job.tasks_done / job.tasks_total : job.running ? 0 : 1;
+  return (
+    <div data-testid="rebalance" className="rebalance">
+      Rebalance job {job.job_id}: <Badge ok={job.state === "finished" ? true : job.running ? null : false}>{job.state}</Badge>{" "}
+      {job.tasks_done}/{job.tasks_total} shard moves
+      <progress max={1} value={share} aria-label="rebalance progress" />
+      {job.message && <div className="error small">{job.message}</div>}
+    </div>
+  );
+}
+
+function CitusSection({ citus }: { citus: Citus }) {
+  return (
+    <Section title={`Citus ${citus.version}: nodes and shards`}>
+      {citus.rebalance && <RebalanceLine job={citus.rebalance} />}
+      <div className="table-wrap">
+        <table data-testid="citus-nodes">
+          <thead>
+            <tr><th>Node</th><th>Role</th><th>In metadata</th><th>Reachable</th><th>Takes shards</th><th>Shards</th><th>Data</th></tr>
+          </thead>
+          <tbody>
+            {citus.nodes.map((n) => (
+              <tr key={n.node_id} data-testid={`citus-node-${n.port}`}>
+                <td><strong>{n.host}:{n.port}</strong></td>
+                <td>{n.role}</td>
+                <td><Badge ok={n.active}>{n.active ? "active" : "inactive"}</Badge></td>
+                <td><Badge ok={n.reachable}>{n.reachable === null ? "unknown" : n.reachable ? "yes" : "no"}</Badge>{n.error && <div className="error small">{n.error}</div>}</td>
+                <td>{n.should_have_shards ? "yes" : "no"}</td>
+                <td>{n.shards}</td>
+                <td>{bytes(n.bytes)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+    </Section>
   );
 }
 
@@ -56,6 +96,8 @@ export function ClusterPage() {
           </table>
         </div>
       </Section>
+      <ErrorLine message={c?.citus_error ?? null} />
+      {c?.citus && <CitusSection citus={c.citus} />}
       <Section title="Services">
         <ErrorLine message={c?.services_error ?? null} />
         <div className="table-wrap">

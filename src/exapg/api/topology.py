@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import psycopg
+
 from exapg.api.context import AppContext
 from exapg.api.errors import NotFoundError
+from exapg.cluster.citus import CitusState, citus_state
 from exapg.cluster.inspect import NodeReport, inspect_cluster
 from exapg.cluster.topology import Topology
 from exapg.errors import ExaPGError
@@ -21,6 +24,16 @@ def inspect(ctx: AppContext) -> tuple[Topology, list[NodeReport]]:
         host_for=lambda node: hosts[node.name],
     )
     return topology, reports
+
+
+def citus(ctx: AppContext) -> tuple[CitusState | None, str | None]:
+    """Citus state from the coordinator, or why it could not be read (None, None: no Citus)."""
+    coordinator = ctx.access.topology().coordinator.name
+    try:
+        with ctx.pools.connection(coordinator, timeout=NODE_WAIT) as conn:
+            return citus_state(conn), None
+    except (ExaPGError, psycopg.Error) as exc:
+        return None, str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def services(ctx: AppContext) -> tuple[list[ServiceStatus], str | None]:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -171,7 +172,8 @@ def column_name(name: str) -> str:
 
 def require_table(conn: psycopg.Connection, name: str) -> str:
     table = table_identifier(name).as_string(conn)
-    if conn.execute("SELECT to_regclass(%s)", (table,)).fetchone()[0] is None:
+    found = conn.execute("SELECT to_regclass(%s)", (table,)).fetchone()
+    if found is None or found[0] is None:
         raise InvalidParameterError(f"table {name!r} does not exist in the coordinator's database")
     return table
 
@@ -206,3 +208,121 @@ def make_reference(conn: psycopg.Connection, table: str) -> None:
 
 def make_columnar(conn: psycopg.Connection, table: str) -> None:
     conn.execute("SELECT alter_table_set_access_method(%s, 'columnar')", (require_table(conn, table),))
+
+
+# -- what operators look at: pg_dist_node, shards per node, the running rebalance -------------
+
+REACH_TIMEOUT_MS = 2000  # a worker that does not answer within this is reported unreachable
+
+STATE_SQL = """
+SELECT n.nodeid, n.nodename, n.nodeport, n.groupid = 0 AS is_coordinator,
+       n.isactive, n.shouldhaveshards,
+       CASE WHEN n.groupid = 0 THEN true ELSE w.success END AS reachable,
+       CASE WHEN w.success THEN NULL ELSE w.result END AS error,
+       (SELECT count(*) FROM citus_shards s
+         WHERE s.nodename = n.nodename AND s.nodeport = n.nodeport) AS shards,
+       (SELECT coalesce(sum(s.shard_size), 0) FROM citus_shards s
+         WHERE s.nodename = n.nodename AND s.nodeport = n.nodeport) AS bytes
+FROM pg_dist_node n
+LEFT JOIN run_command_on_workers('SELECT 1') w
+  ON w.nodename = n.nodename AND w.nodeport = n.nodeport
+WHERE n.noderole = 'primary'
+ORDER BY n.groupid, n.nodeport
+"""
+
+REBALANCE_SQL = """
+SELECT job_id, state::text, started_at, finished_at, details
+FROM citus_rebalance_status()
+"""
+
+RUNNING_JOB_STATES = frozenset({"scheduled", "running", "cancelling", "failing"})
+
+
+@dataclass(frozen=True)
+class CitusNode:
+    """A row of pg_dist_node as an operator wants it: is it there, and what does it hold."""
+
+    node_id: int
+    host: str
+    port: int
+    role: str  # "coordinator" or "worker"
+    active: bool  # pg_dist_node.isactive: Citus routes queries to it
+    should_have_shards: bool
+    reachable: bool | None  # the coordinator could open a connection to it just now
+    shards: int  # shard placements, reference-table copies included
+    bytes: int  # their size (a node that cannot be reached reports what is known)
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class RebalanceProgress:
+    """The latest rebalance job (citus_rebalance_status())."""
+
+    job_id: int
+    state: str
+    running: bool
+    tasks_total: int
+    tasks_done: int
+    started_at: float | None  # unix time
+    finished_at: float | None
+    message: str | None = None  # the error of a failing move, if any
+
+
+@dataclass(frozen=True)
+class CitusState:
+    version: str
+    nodes: list[CitusNode]
+    rebalance: RebalanceProgress | None
+
+
+def citus_state(conn: psycopg.Connection) -> CitusState | None:
+    """Citus membership and shards, and the latest rebalance; None where Citus is not installed.
+
+    The reachability probe runs with a short connection timeout, so an unreachable worker
+    costs seconds, not Citus's default half a minute.
+    """
+    row = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'citus'").fetchone()
+    if row is None:
+        return None
+    with conn.transaction():
+        conn.execute(
+            "SELECT set_config('citus.node_connection_timeout', %s, true)", (str(REACH_TIMEOUT_MS),)
+        )
+        nodes = [node_from_row(r) for r in conn.execute(STATE_SQL).fetchall()]
+        job = conn.execute(REBALANCE_SQL).fetchone()
+    return CitusState(version=str(row[0]), nodes=nodes, rebalance=rebalance_from_row(job) if job else None)
+
+
+def node_from_row(row: Sequence[Any]) -> CitusNode:
+    node_id, host, port, is_coordinator, active, should, reachable, error, shards, size = row
+    return CitusNode(
+        node_id=int(node_id), host=str(host), port=int(port),
+        role="coordinator" if is_coordinator else "worker",
+        active=bool(active), should_have_shards=bool(should),
+        reachable=None if reachable is None else bool(reachable),
+        shards=int(shards), bytes=int(size),
+        error=_first_line(error) if error else None,
+    )
+
+
+def rebalance_from_row(row: Sequence[Any]) -> RebalanceProgress:
+    """Progress from citus_rebalance_status()'s details: task_state_counts and failing tasks."""
+    job_id, state, started, finished, details = row
+    details = details if isinstance(details, dict) else {}
+    counts = details.get("task_state_counts") or {}
+    messages = [
+        _first_line(str(t["message"])) for t in details.get("tasks") or []
+        if isinstance(t, dict) and t.get("message")
+    ]
+    return RebalanceProgress(
+        job_id=int(job_id), state=str(state), running=str(state) in RUNNING_JOB_STATES,
+        tasks_total=int(sum(int(v) for v in counts.values())), tasks_done=int(counts.get("done", 0)),
+        started_at=started.timestamp() if started else None,
+        finished_at=finished.timestamp() if finished else None,
+        message=messages[0] if messages else None,
+    )
+
+
+def _first_line(text: str) -> str:
+    lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
+    return lines[0] if lines else ""

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from fastapi import APIRouter
 
 from exapg.api.deps import Ctx, Viewer
-from exapg.api.schemas.cluster import ClusterPublic, NodePublic, ServicePublic
-from exapg.api.topology import inspect, services
+from exapg.api.schemas.cluster import CitusPublic, ClusterPublic, NodePublic, ServicePublic
+from exapg.api.topology import citus, inspect, services
 
 router = APIRouter(prefix="/api/cluster", tags=["cluster"])
 
@@ -13,9 +15,12 @@ router = APIRouter(prefix="/api/cluster", tags=["cluster"])
 def cluster(_: Viewer, ctx: Ctx) -> ClusterPublic:
     topology, reports = inspect(ctx)
     found, error = services(ctx)
+    state, citus_error = citus(ctx)
     return ClusterPublic(
         mode=str(topology.mode),
         nodes=[NodePublic.model_validate(r.to_dict()) for r in reports],
         services=[ServicePublic.model_validate(s.to_dict()) for s in found],
         services_error=error,
+        citus=CitusPublic.model_validate(asdict(state)) if state else None,
+        citus_error=citus_error,
     )

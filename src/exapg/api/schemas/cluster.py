@@ -48,8 +48,42 @@ class ServicePublic(BaseModel):
     detail: str
 
 
+class CitusNodePublic(BaseModel):
+    node_id: int
+    host: str
+    port: int
+    role: str
+    active: bool
+    should_have_shards: bool
+    reachable: bool | None
+    shards: int
+    bytes: int
+    error: str | None
+
+
+class RebalancePublic(BaseModel):
+    job_id: int
+    state: str
+    running: bool
+    tasks_total: int
+    tasks_done: int
+    started_at: float | None
+    finished_at: float | None
+    message: str | None
+
+
+class CitusPublic(BaseModel):
+    """Citus as the coordinator sees it: pg_dist_node, shards per node, the latest rebalance."""
+
+    version: str
+    nodes: list[CitusNodePublic]
+    rebalance: RebalancePublic | None
+
+
 class ClusterPublic(BaseModel):
     mode: str
     nodes: list[NodePublic]
     services: list[ServicePublic]
     services_error: str | None = None
+    citus: CitusPublic | None = None
+    citus_error: str | None = None
