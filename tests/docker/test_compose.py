@@ -277,7 +277,7 @@ def test_monitoring_services(tmp_path):
     assert grafana["GF_SECURITY_ADMIN_PASSWORD"] == SECRETS["GRAFANA_PASSWORD"]
     assert services["postgres_exporter"]["healthcheck"]["test"][-1] == "http://127.0.0.1:9187/"
     exporter = services["postgres_exporter"]["environment"]
-    assert exporter["DATA_SOURCE_URI"] == "coordinator:5432/exadb?sslmode=disable"
+    assert exporter["DATA_SOURCE_URI"] == "coordinator:5432/exadb?sslmode=disable&citus.node_connection_timeout=2000"
     assert SECRETS["POSTGRES_PASSWORD"] not in exporter["DATA_SOURCE_URI"]
 
 

@@ -7,9 +7,11 @@ import os
 import signal
 import time
 
+import httpx
 import psycopg
 import pytest
 
+from exapg.cluster.citus import citus_state
 from exapg.postgres.binaries import find_binaries
 from exapg.postgres.conn import connect
 from tests.conftest import build_stack
@@ -33,6 +35,31 @@ def cluster():
     assert result.returncode == 0, result.stderr
     yield stack
     stack.destroy()
+
+
+def api_cluster(stack) -> dict:
+    """GET /api/cluster from the stack's own management backend, logged in as its admin."""
+    base = f"http://127.0.0.1:{stack.settings.mgmt_backend_port}"
+    with httpx.Client(base_url=base, timeout=30) as client:
+        login = client.post("/api/auth/login",
+                            json={"username": "admin", "password": stack.runtime.secrets.admin_password})
+        assert login.status_code == 200, login.text
+        answer = client.get("/api/cluster", headers={"Authorization": f"Bearer {login.json()['access_token']}"})
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def citus_series(stack) -> dict[tuple[str, str], float]:
+    """exapg_citus_* samples from the stack's postgres_exporter: (metric, nodeport or '') -> value."""
+    text = httpx.get(f"http://127.0.0.1:{stack.settings.postgres_exporter_port}/metrics", timeout=30).text
+    samples: dict[tuple[str, str], float] = {}
+    for line in text.splitlines():
+        if line.startswith("exapg_citus_"):
+            name, value = line.rsplit(" ", 1)
+            metric, _, labels = name.partition("{")
+            port = next((part.split('"')[1] for part in labels.split(",") if part.startswith("nodeport=")), "")
+            samples[(metric, port)] = float(value)
+    return samples
 
 
 def placements_by_port(conn) -> dict[int, int]:
@@ -85,6 +112,36 @@ def test_scale_out_moves_shards_and_loses_nothing(cluster):
         assert conn.execute(CHECKSUM).fetchone() == cluster.extra["checksum"]
 
 
+def test_citus_state_is_shown_by_the_api_and_exported_as_metrics(cluster):
+    """After the scale-out: every worker with its shards, and the finished rebalance, in the
+    management API and in postgres_exporter's exapg_citus_* series."""
+    workers = {cluster.settings.worker_port(i) for i in (1, 2, 3)}
+    with connect(cluster.coordinator) as conn:
+        state = citus_state(conn)
+        ports = placements_by_port(conn)
+    assert state is not None
+    assert {n.port for n in state.nodes if n.role == "worker"} == workers
+    assert all(n.active and n.reachable for n in state.nodes)
+    assert state.rebalance is not None and state.rebalance.state == "finished"
+    assert state.rebalance.tasks_done == state.rebalance.tasks_total > 0
+
+    api = api_cluster(cluster)
+    assert api["citus_error"] is None
+    shown = {n["port"]: n for n in api["citus"]["nodes"]}
+    assert set(shown) == workers | {cluster.settings.coordinator_port}
+    assert shown[cluster.settings.worker_port(3)]["shards"] >= ports[cluster.settings.worker_port(3)]
+    assert shown[cluster.settings.worker_port(3)]["bytes"] > 0
+    assert api["citus"]["rebalance"]["job_id"] == state.rebalance.job_id
+
+    series = citus_series(cluster)
+    for port in workers:
+        assert series[("exapg_citus_node_active", str(port))] == 1
+        assert series[("exapg_citus_node_reachable", str(port))] == 1
+        assert series[("exapg_citus_node_shards", str(port))] == shown[port]["shards"]
+    assert series[("exapg_citus_rebalance_running", "")] == 0
+    assert series[("exapg_citus_rebalance_tasks_done", "")] == state.rebalance.tasks_done
+
+
 def test_scale_in_drains_first_and_loses_nothing(cluster):
     result = cluster.cli("scale", "--workers", "2", timeout=600)
     assert result.returncode == 0, result.stderr
@@ -114,6 +171,10 @@ def test_killed_worker_shows_down_and_queries_fail_clearly(cluster):
     status = {s["name"]: s for s in json.loads(cluster.cli("status", "--json").stdout)}
     assert status["worker2"]["state"] == "stopped" and not status["worker2"]["healthy"]
     assert cluster.cli("health").returncode == 1
+    down = str(cluster.settings.worker_port(2))
+    assert citus_series(cluster)[("exapg_citus_node_reachable", down)] == 0
+    shown = {str(n["port"]): n for n in api_cluster(cluster)["citus"]["nodes"]}
+    assert shown[down]["reachable"] is False and "failed to connect" in shown[down]["error"]
     with connect(cluster.coordinator) as conn, pytest.raises(psycopg.Error, match="connection"):
         conn.execute("SELECT count(*) FROM events")
     assert cluster.cli("up").returncode == 0

@@ -46,7 +46,8 @@ def test_postgres_exporter_reads_the_password_from_a_file(tmp_path):
     exporter = programs(tmp_path)["postgres_exporter"]
     assert exporter.role == Role.EXPORTER and exporter.port == 19187
     assert "--web.listen-address=127.0.0.1:19187" in exporter.command
-    assert exporter.environment["DATA_SOURCE_URI"] == "127.0.0.1:15432/exadb?sslmode=disable"
+    assert exporter.environment["DATA_SOURCE_URI"] == (
+        "127.0.0.1:15432/exadb?sslmode=disable&citus.node_connection_timeout=2000")
     assert exporter.environment["DATA_SOURCE_USER"] == "postgres"
     assert exporter.environment["DATA_SOURCE_PASS_FILE"] == str(tmp_path / "pw")
     assert Path(exporter.environment["PG_EXPORTER_EXTEND_QUERY_PATH"]).read_text() == (

@@ -23,6 +23,10 @@ from exapg.status import Role
 REPO_MONITORING = Path(__file__).resolve().parents[3] / "monitoring"
 RETENTION = "200h"  # the seed's --storage.tsdb.retention.time
 SCRAPE_INTERVAL = "15s"
+# Extra URI parameters are sent as session settings: the Citus queries of queries.yaml
+# give up on a worker that does not answer within 2 s instead of Citus's default 30 s
+# (which would outlast Prometheus's scrape timeout). Same string in the monitoring compose file.
+EXPORTER_URI_OPTIONS = "sslmode=disable&citus.node_connection_timeout=2000"
 HONOR_LABELS = {"replication_exporter"}  # it sets instance="primary"|"standby" itself
 
 
@@ -111,7 +115,7 @@ def postgres_exporter_program(binary: str, *, settings: Settings, password_file:
     """The password is read from `password_file` (DATA_SOURCE_PASS_FILE), never from argv."""
     host = scrape_host(settings.listen_address)
     environment = {
-        "DATA_SOURCE_URI": f"127.0.0.1:{coordinator_port}/{settings.postgres_db}?sslmode=disable",
+        "DATA_SOURCE_URI": f"127.0.0.1:{coordinator_port}/{settings.postgres_db}?{EXPORTER_URI_OPTIONS}",
         "DATA_SOURCE_USER": settings.postgres_user,
         "DATA_SOURCE_PASS_FILE": str(password_file),
     }
