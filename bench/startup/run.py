@@ -22,10 +22,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent))
 
-from tests.conftest import new_state_dir, run_cli, stack_environment  # noqa: E402
-
 from exapg.postgres.binaries import find_binaries  # noqa: E402
 from exapg.proc import ServiceUser, run  # noqa: E402
+from tests.conftest import new_state_dir, run_cli, stack_environment  # noqa: E402
 
 
 def timed(action) -> float:
