@@ -61,7 +61,7 @@ $(STAMPS)/venv: pyproject.toml
 		{ echo "error: Python 3.11 or newer is needed (set PYTHON=...)"; exit 4; }
 	test -x $(BIN)/python || { $(PYTHON) -m venv $(VENV) && echo "$(PYTHON)" > $(VENV)/.interpreter; }
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e '.[test,tpch]'
 	@touch $@
 
 # The management UI's front end, built once per change of its sources.

@@ -1,0 +1,171 @@
+"""`exapg sample tpch`, `exapg bench tpch` and `exapg bench pgbench`."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from dataclasses import asdict
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from exapg.cli.output import console, info, print_json, print_table
+from exapg.cli.stack import _runtime
+from exapg.errors import ExaPGError, InvalidParameterError
+from exapg.postgres.conn import Dsn, connect
+from exapg.runtime.local import LocalRuntime
+from exapg.tpch import load as tpch_load
+from exapg.tpch import run as tpch_run
+
+sample_app = typer.Typer(help="Load sample data sets into the running stack.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks against the running stack.", no_args_is_help=True)
+
+
+def _running(ctx: typer.Context) -> LocalRuntime:
+    runtime = _runtime(ctx)
+    runtime.require_state()
+    return runtime
+
+
+@sample_app.command("tpch")
+def sample_tpch(
+    ctx: typer.Context,
+    sf: float = typer.Option(..., "--sf", help="Scale factor (1 = about 1 GB; answers exist for 0.01, 0.1, 1)."),
+    columnar: bool = typer.Option(False, "--columnar", help="Store lineitem and orders with Citus columnar."),
+    as_json: bool = typer.Option(False, "--json", help="JSON output."),
+) -> None:
+    """Generate TPC-H data with DuckDB's dbgen and stream it in with COPY (schema tpch)."""
+    tpch_load.check_scale(sf)
+    runtime = _running(ctx)
+    with connect(runtime.dsn(), statement_timeout_ms=0) as conn:
+        if as_json or not console.is_terminal:
+            data = tpch_load.load(conn, sf, columnar=columnar)
+        else:
+            with Progress(TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
+                          TimeElapsedColumn(), console=console, transient=False) as bar:
+                tasks: dict[str, int] = {}
+                stage = bar.add_task("preparing", total=None)
+
+                def progress(table: str, done: int, expected: int) -> None:
+                    if table not in tasks:
+                        tasks[table] = bar.add_task(table, total=expected)
+                    bar.update(tasks[table], completed=min(done, expected))
+
+                data = tpch_load.load(conn, sf, columnar=columnar, progress=progress,
+                                      stage=lambda text: bar.update(stage, description=text[:60]))
+                bar.update(stage, description="done", total=1, completed=1)
+    total = sum(data.rows.values())
+    copy_seconds = sum(v for k, v in data.seconds.items() if k in data.rows)
+    if as_json:
+        print_json({**asdict(data), "rows_per_second": total / copy_seconds if copy_seconds else None})
+        return
+    info(f"TPC-H SF {data.scale_factor:g} loaded into schema tpch: {total:,} rows "
+         f"({total / copy_seconds:,.0f} rows/s by COPY)" + ("; distributed with Citus" if data.distributed else ""))
+
+
+@bench_app.command("tpch")
+def bench_tpch(
+    ctx: typer.Context,
+    sf: float | None = typer.Option(None, "--sf", help="Expect this scale factor to be loaded."),
+    queries: str | None = typer.Option(None, "--queries", help="Comma-separated query numbers (default: 1-22)."),
+    repeat: int = typer.Option(3, "--repeat", help="Runs per query; the median is reported."),
+    timeout: float = typer.Option(600, "--timeout", min=1, help="Per-query statement timeout, seconds."),
+    as_json: bool = typer.Option(False, "--json", help="JSON output."),
+) -> None:
+    """Run the TPC-H queries, check every answer, report times and the geometric mean."""
+    if sf is not None:
+        tpch_load.check_scale(sf)
+    chosen = tpch_run.parse_queries(queries)
+    if not 1 <= repeat <= 100:
+        raise InvalidParameterError(f"invalid --repeat {repeat}: use 1 to 100")
+    runtime = _running(ctx)
+
+    def show(result: tpch_run.QueryResult) -> None:
+        if not as_json:
+            took = f"{result.median * 1000:9.1f} ms" if result.median is not None else " " * 12
+            console.print(f"Q{result.query:<3} {took}  {result.status}  {result.detail}".rstrip())
+
+    with connect(runtime.dsn(), statement_timeout_ms=0) as conn:
+        outcome = tpch_run.run(conn, queries=chosen, repeat=repeat, timeout_s=timeout, expect_scale=sf,
+                               on_result=show)
+    path, chart = tpch_run.save(outcome, runtime.root / "results")
+    if as_json:
+        print_json({**outcome.to_dict(), "result_file": str(path), "chart_file": str(chart)})
+    else:
+        gm = f"{outcome.geometric_mean * 1000:.1f} ms" if outcome.geometric_mean else "n/a"
+        check = "answers checked" if outcome.checked else "no reference answers at this scale factor: unchecked"
+        info(f"SF {outcome.scale_factor:g}: geometric mean {gm}; {check}; results in {path}, chart {chart}")
+    if not outcome.passed:
+        failed = [f"Q{r.query} {r.status}" for r in outcome.results if r.status not in ("ok", "unchecked")]
+        raise ExaPGError(f"{len(failed)} TPC-H quer{'y' if len(failed) == 1 else 'ies'} failed: {', '.join(failed)}")
+
+
+TPS = re.compile(r"^tps = ([0-9.]+)", re.M)
+FAILED = re.compile(r"number of failed transactions: (\d+)")
+DONE = re.compile(r"number of transactions actually processed: (\d+)")
+
+
+def _pgbench(runtime: LocalRuntime, dsn: Dsn, args: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    argv = [str(runtime.binaries("pgbench")), "-h", dsn.host, "-p", str(dsn.port), "-U", dsn.user, *args, dsn.dbname]
+    env = {**os.environ, "PGPASSFILE": str(runtime.passfile), "PGCONNECT_TIMEOUT": "10"}
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+@bench_app.command("pgbench")
+def bench_pgbench(
+    ctx: typer.Context,
+    clients: int = typer.Option(10, "--clients", help="Concurrent clients (1-1000)."),
+    seconds: int = typer.Option(10, "--time", help="Seconds per run (1-3600)."),
+    scale: int = typer.Option(1, "--scale", help="pgbench scale (100,000 accounts each)."),
+    connect_each: bool = typer.Option(False, "--connect", "-C", help="A new connection per transaction."),
+    as_json: bool = typer.Option(False, "--json", help="JSON output."),
+) -> None:
+    """pgbench through pgBouncer and directly against the coordinator, side by side."""
+    if not 1 <= clients <= 1000:
+        raise InvalidParameterError(f"invalid --clients {clients}: use 1 to 1000")
+    if not 1 <= seconds <= 3600:
+        raise InvalidParameterError(f"invalid --time {seconds}: use 1 to 3600 seconds")
+    if not 1 <= scale <= 10000:
+        raise InvalidParameterError(f"invalid --scale {scale}: use 1 to 10000")
+    runtime = _running(ctx)
+    direct, pooled = runtime.dsn(), runtime.dsn(pooled=True)
+    with connect(direct) as conn:
+        have = conn.execute("SELECT to_regclass('pgbench_branches') IS NOT NULL").fetchone()
+        current = conn.execute("SELECT count(*) FROM pgbench_branches").fetchone()[0] if have and have[0] else 0  # type: ignore[index]
+    if current != scale:
+        init = _pgbench(runtime, direct, ["-i", "-q", "-s", str(scale)], timeout=3600)
+        if init.returncode != 0:
+            raise ExaPGError(f"pgbench -i failed: {init.stderr.strip().splitlines()[-1]}")
+    threads = str(max(1, min(clients, os.cpu_count() or 1)))
+    common = ["-n", "-c", str(clients), "-j", threads, "-T", str(seconds), *(["-C"] if connect_each else [])]
+    rows = []
+    for name, dsn in (("pgbouncer", pooled), ("direct", direct)):
+        done = _pgbench(runtime, dsn, common, timeout=seconds + 120)
+        tps = TPS.search(done.stdout)
+        processed = DONE.search(done.stdout)
+        failed = FAILED.search(done.stdout)
+        errors = [line for line in done.stderr.splitlines() if "error" in line.lower() or "abort" in line.lower()]
+        rows.append({
+            "target": name, "port": dsn.port, "clients": clients, "connect_each": connect_each,
+            "tps": float(tps.group(1)) if tps else None,
+            "transactions": int(processed.group(1)) if processed else 0,
+            "failed": int(failed.group(1)) if failed else 0,
+            "exit_code": done.returncode, "first_error": errors[0] if errors else None,
+        })
+    if as_json:
+        print_json(rows)
+    else:
+        kind = "a connection per transaction" if connect_each else "persistent connections"
+        print_table(rows, ["target", "port", "clients", "tps", "transactions", "failed", "first_error"],
+                    title=f"pgbench, {seconds}s, {kind}")
+    if all(r["tps"] is None for r in rows):
+        raise ExaPGError("pgbench produced no result: " + (rows[0]["first_error"] or "see 'exapg logs'"))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(sample_app, name="sample")
+    app.add_typer(bench_app, name="bench")
+
+
+

@@ -1,0 +1,78 @@
+"""The TPC-H schema for PostgreSQL, its keys and indexes, and how Citus spreads it.
+
+Text columns are varchar, not char(n): char pads with spaces, which changes answers
+and costs space. Keys and join-key indexes are built after the data is in (faster
+than maintaining them row by row).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Loaded in this order: small tables first, so progress moves early.
+TABLES: dict[str, str] = {
+    "region": "r_regionkey integer NOT NULL, r_name varchar(25) NOT NULL, r_comment varchar(152)",
+    "nation": "n_nationkey integer NOT NULL, n_name varchar(25) NOT NULL, n_regionkey integer NOT NULL, "
+              "n_comment varchar(152)",
+    "supplier": "s_suppkey integer NOT NULL, s_name varchar(25) NOT NULL, s_address varchar(40) NOT NULL, "
+                "s_nationkey integer NOT NULL, s_phone varchar(15) NOT NULL, s_acctbal numeric(15,2) NOT NULL, "
+                "s_comment varchar(101) NOT NULL",
+    "customer": "c_custkey integer NOT NULL, c_name varchar(25) NOT NULL, c_address varchar(40) NOT NULL, "
+                "c_nationkey integer NOT NULL, c_phone varchar(15) NOT NULL, c_acctbal numeric(15,2) NOT NULL, "
+                "c_mktsegment varchar(10) NOT NULL, c_comment varchar(117) NOT NULL",
+    "part": "p_partkey integer NOT NULL, p_name varchar(55) NOT NULL, p_mfgr varchar(25) NOT NULL, "
+            "p_brand varchar(10) NOT NULL, p_type varchar(25) NOT NULL, p_size integer NOT NULL, "
+            "p_container varchar(10) NOT NULL, p_retailprice numeric(15,2) NOT NULL, "
+            "p_comment varchar(23) NOT NULL",
+    "partsupp": "ps_partkey integer NOT NULL, ps_suppkey integer NOT NULL, ps_availqty integer NOT NULL, "
+                "ps_supplycost numeric(15,2) NOT NULL, ps_comment varchar(199) NOT NULL",
+    "orders": "o_orderkey bigint NOT NULL, o_custkey integer NOT NULL, o_orderstatus varchar(1) NOT NULL, "
+              "o_totalprice numeric(15,2) NOT NULL, o_orderdate date NOT NULL, "
+              "o_orderpriority varchar(15) NOT NULL, o_clerk varchar(15) NOT NULL, "
+              "o_shippriority integer NOT NULL, o_comment varchar(79) NOT NULL",
+    "lineitem": "l_orderkey bigint NOT NULL, l_partkey integer NOT NULL, l_suppkey integer NOT NULL, "
+                "l_linenumber integer NOT NULL, l_quantity numeric(15,2) NOT NULL, "
+                "l_extendedprice numeric(15,2) NOT NULL, l_discount numeric(15,2) NOT NULL, "
+                "l_tax numeric(15,2) NOT NULL, l_returnflag varchar(1) NOT NULL, "
+                "l_linestatus varchar(1) NOT NULL, l_shipdate date NOT NULL, l_commitdate date NOT NULL, "
+                "l_receiptdate date NOT NULL, l_shipinstruct varchar(25) NOT NULL, "
+                "l_shipmode varchar(10) NOT NULL, l_comment varchar(44) NOT NULL",
+}
+
+PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
+    "region": ("r_regionkey",), "nation": ("n_nationkey",), "supplier": ("s_suppkey",),
+    "customer": ("c_custkey",), "part": ("p_partkey",), "partsupp": ("ps_partkey", "ps_suppkey"),
+    "orders": ("o_orderkey",), "lineitem": ("l_orderkey", "l_linenumber"),
+}
+
+# Foreign-key columns the queries join or filter on.
+INDEXES: dict[str, tuple[tuple[str, ...], ...]] = {
+    "nation": (("n_regionkey",),),
+    "supplier": (("s_nationkey",),),
+    "customer": (("c_nationkey",),),
+    "partsupp": (("ps_suppkey",),),
+    "orders": (("o_custkey",), ("o_orderdate",)),
+    "lineitem": (("l_partkey", "l_suppkey"), ("l_suppkey",), ("l_shipdate",)),
+}
+
+FACT_TABLES = ("lineitem", "orders")  # stored with columnar under --columnar
+
+
+@dataclass(frozen=True)
+class Placement:
+    """How Citus holds a table: distributed by a column (co-located with others on the
+    same key type) or a reference table copied to every node."""
+
+    column: str | None  # None: reference table
+    colocate_with: str | None = None
+
+
+# lineitem and orders share the order key, partsupp and part the part key: their joins
+# stay on one node. The small dimensions are reference tables. customer joins orders on
+# o_custkey (not orders' distribution column), so it is a reference table too.
+CITUS_PLACEMENT: dict[str, Placement] = {
+    "region": Placement(None), "nation": Placement(None), "supplier": Placement(None),
+    "customer": Placement(None),
+    "orders": Placement("o_orderkey"), "lineitem": Placement("l_orderkey", "orders"),
+    "part": Placement("p_partkey"), "partsupp": Placement("ps_partkey", "part"),
+}

@@ -1,0 +1,135 @@
+"""TPC-H against a real local stack: load SF 0.01 with COPY, run and check all 22 answers."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from exapg.postgres.conn import connect
+from tests.conftest import EXAPG, new_state_dir, run_cli, stack_environment
+
+pytest.importorskip("duckdb_extension_tpch", reason="the tpch extra is not installed (pip install '.[tpch]')")
+pytestmark = pytest.mark.integration
+
+LINEITEM_SF001 = 60_175
+
+
+@pytest.fixture(scope="module")
+def loaded(ha_stack):
+    result = ha_stack.cli("sample", "tpch", "--sf", "0.01", "--json", timeout=300)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_sample_loads_every_table_with_keys_and_statistics(ha_stack, loaded):
+    assert loaded["scale_factor"] == 0.01 and loaded["rows"]["lineitem"] == LINEITEM_SF001
+    assert loaded["rows_per_second"] > 0
+    with connect(ha_stack.coordinator) as conn:
+        counts = {t: conn.execute(f"SELECT count(*) FROM tpch.{t}").fetchone()[0] for t in loaded["rows"]}
+        keys = conn.execute("SELECT count(*) FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace "
+                            "WHERE n.nspname = 'tpch' AND c.contype = 'p'").fetchone()[0]
+        analyzed = conn.execute("SELECT count(*) FROM pg_stat_user_tables WHERE schemaname = 'tpch' "
+                                "AND last_analyze IS NOT NULL").fetchone()[0]
+    assert counts == loaded["rows"]
+    assert keys == 8 and analyzed >= 8
+
+
+def test_bench_checks_all_22_answers(ha_stack, loaded):
+    result = ha_stack.cli("bench", "tpch", "--repeat", "1", "--json", timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr
+    report = json.loads(result.stdout)
+    assert report["checked"] and report["passed"]
+    assert [(r["query"], r["status"]) for r in report["results"]] == [(n, "ok") for n in range(1, 23)]
+    assert report["geometric_mean"] > 0
+    assert report["settings"]["jit"] and report["machine"]["cpus"] >= 1
+    assert Path(report["result_file"]).is_file()
+    assert "<svg" in Path(report["chart_file"]).read_text()
+    latest = Path(report["result_file"]).with_name("tpch-latest.json")
+    assert json.loads(latest.read_text())["results"] == report["results"]
+
+
+def test_a_wrong_answer_is_a_failure_not_a_time(ha_stack, loaded):
+    with connect(ha_stack.coordinator) as conn:
+        conn.execute("UPDATE tpch.lineitem SET l_quantity = l_quantity + 1 WHERE l_orderkey = 1")
+    try:
+        result = ha_stack.cli("bench", "tpch", "--queries", "1,6", "--repeat", "1", "--json", timeout=300)
+    finally:
+        with connect(ha_stack.coordinator) as conn:
+            conn.execute("UPDATE tpch.lineitem SET l_quantity = l_quantity - 1 WHERE l_orderkey = 1")
+    assert result.returncode == 1
+    statuses = {r["query"]: r for r in json.loads(result.stdout)["results"]}
+    assert statuses[1]["status"] == "wrong" and "sum_qty" in statuses[1]["detail"]
+    assert statuses[1]["median"] is None
+    assert "Q1 wrong" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["sample", "tpch", "--sf", "-1"], "invalid scale factor"),
+    (["sample", "tpch", "--sf", "0"], "invalid scale factor"),
+    (["sample", "tpch", "--sf", "100000"], "invalid scale factor"),
+    (["bench", "tpch", "--queries", "1,23"], "unknown TPC-H query '23'"),
+    (["bench", "tpch", "--queries", "x"], "unknown TPC-H query 'x'"),
+    (["bench", "tpch", "--repeat", "0"], "invalid --repeat"),
+    (["bench", "tpch", "--sf", "0.1"], "scale factor 0.01, not 0.1"),
+    (["bench", "pgbench", "--clients", "0"], "invalid --clients"),
+])
+def test_bad_arguments_give_one_line_and_exit_2(ha_stack, loaded, args, message):
+    result = ha_stack.cli(*args)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_no_stack_running_is_a_clear_error():
+    env = stack_environment(new_state_dir())
+    for args in (["sample", "tpch", "--sf", "0.01"], ["bench", "tpch"], ["bench", "pgbench"]):
+        result = run_cli(*args, env=env)
+        assert result.returncode == 1, result.stderr
+        assert "exapg up" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_an_interrupted_load_leaves_nothing_trusted(ha_stack, loaded):
+    """Killed in the middle of COPY: the previous complete load is still what is used."""
+    process = subprocess.Popen([*EXAPG, "sample", "tpch", "--sf", "0.1"], env=ha_stack_env(ha_stack),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        with connect(ha_stack.coordinator) as conn:
+            deadline = time.monotonic() + 120
+            while not conn.execute("SELECT count(*) FROM pg_stat_progress_copy WHERE relid = "
+                                   "to_regclass('tpch_load.lineitem')").fetchone()[0]:
+                assert process.poll() is None and time.monotonic() < deadline, "the load never reached lineitem"
+                time.sleep(0.05)
+        process.send_signal(signal.SIGKILL)
+        process.wait(30)
+    finally:
+        process.kill()
+    with connect(ha_stack.coordinator) as conn:
+        assert conn.execute("SELECT scale_factor FROM tpch.exapg_tpch_load").fetchone()[0] == 0.01
+        assert conn.execute("SELECT count(*) FROM tpch.lineitem").fetchone()[0] == LINEITEM_SF001
+    bench = ha_stack.cli("bench", "tpch", "--queries", "6", "--repeat", "1")
+    assert bench.returncode == 0, bench.stderr
+    again = ha_stack.cli("sample", "tpch", "--sf", "0.01", timeout=300)
+    assert again.returncode == 0, again.stderr
+    with connect(ha_stack.coordinator) as conn:
+        assert conn.execute("SELECT to_regnamespace('tpch_load')").fetchone()[0] is None
+
+
+def test_pgbench_through_pgbouncer_and_direct(ha_stack):
+    result = ha_stack.cli("bench", "pgbench", "--clients", "4", "--time", "2", "--json", timeout=300)
+    assert result.returncode == 0, result.stderr
+    rows = {r["target"]: r for r in json.loads(result.stdout)}
+    assert rows["pgbouncer"]["port"] == ha_stack.settings.pgbouncer_port
+    assert rows["direct"]["port"] == ha_stack.settings.coordinator_port
+    assert rows["pgbouncer"]["tps"] > 0 and rows["direct"]["tps"] > 0
+    assert rows["pgbouncer"]["failed"] == 0 and rows["direct"]["failed"] == 0
+
+
+def ha_stack_env(stack) -> dict[str, str]:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EXAPG_", "POSTGRES_"))}
+    return {**env, **stack.env}
