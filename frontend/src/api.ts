@@ -2,7 +2,7 @@
 // here, instead of in every page.
 
 import type {
-  AuditPage, Cluster, Me, Overview, QueryList, Role, SignalResult, Timeseries, Token,
+  AuditPage, BenchRun, Cluster, Me, Overview, QueryList, Role, SignalResult, Timeseries, Token,
   TopStatements, User,
 } from "./types";
 
@@ -83,6 +83,7 @@ export const api = {
   timeseries: (minutes: number) =>
     request<Timeseries>("GET", `/api/dashboard/timeseries?minutes=${minutes}`),
   cluster: () => request<Cluster>("GET", "/api/cluster"),
+  tpchLatest: () => request<BenchRun>("GET", "/api/bench/tpch/latest"),
   queries: (includeIdle: boolean) =>
     request<QueryList>("GET", `/api/queries?include_idle=${includeIdle}`),
   top: (limit = 20) => request<TopStatements>("GET", `/api/queries/top?limit=${limit}`),

@@ -198,3 +198,23 @@ export interface AuditPage {
   limit: number;
   offset: number;
 }
+
+export interface BenchQuery {
+  query: number;
+  status: string; // ok, wrong, error, timeout, unchecked
+  seconds: number[];
+  median: number | null;
+  rows: number | null;
+  detail: string;
+}
+
+export interface BenchRun {
+  scale_factor: number;
+  checked: boolean;
+  started_at: number;
+  results: BenchQuery[];
+  geometric_mean: number | null;
+  passed: boolean;
+  machine: Record<string, string | number>;
+  settings: Record<string, string>;
+}

@@ -12,6 +12,7 @@ import pytest
 
 from exapg.postgres.conn import connect
 from tests.conftest import EXAPG, new_state_dir, run_cli, stack_environment
+from tests.e2e.conftest import log_in, shot
 
 pytest.importorskip("duckdb_extension_tpch", reason="the tpch extra is not installed (pip install '.[tpch]')")
 pytestmark = pytest.mark.integration
@@ -51,6 +52,27 @@ def test_bench_checks_all_22_answers(ha_stack, loaded):
     assert "<svg" in Path(report["chart_file"]).read_text()
     latest = Path(report["result_file"]).with_name("tpch-latest.json")
     assert json.loads(latest.read_text())["results"] == report["results"]
+
+
+def test_the_management_api_serves_the_last_run(api_server, admin):
+    with api_server.client() as anonymous:
+        assert anonymous.get("/api/bench/tpch/latest").status_code == 401
+    answer = admin.get("/api/bench/tpch/latest")
+    assert answer.status_code == 200, answer.text
+    run = answer.json()
+    latest = api_server.stack.settings.state_dir / "results" / "tpch-latest.json"
+    assert run == json.loads(latest.read_text())
+    assert run["scale_factor"] == 0.01 and len(run["results"]) == 22
+
+
+def test_the_benchmarks_page_shows_the_last_run(page, api_server):
+    log_in(page, api_server.url, "admin", api_server.admin_password)
+    page.click("text=Benchmarks")
+    page.wait_for_selector("[data-testid=bench-queries]")
+    assert "all correct" in page.text_content("[data-testid=bench-passed]")
+    assert page.locator("[data-testid=bench-queries] tbody tr").count() == 22
+    assert " ms" in page.text_content("[data-testid=bench-gm]")
+    shot(page, "benchmarks")
 
 
 def test_a_wrong_answer_is_a_failure_not_a_time(ha_stack, loaded):

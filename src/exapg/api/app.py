@@ -28,7 +28,7 @@ from exapg.api.context import AppContext
 from exapg.api.db import Pools
 from exapg.api.errors import ApiError
 from exapg.api.metrics import Sampler, read_overview, read_pgbouncer_pools
-from exapg.api.routers import audit, auth, cluster, dashboard, health, queries, users
+from exapg.api.routers import audit, auth, bench, cluster, dashboard, health, queries, users
 from exapg.api.shared import SessionCache, SharedReading
 from exapg.api.timeseries import Prometheus
 from exapg.api.topology import inspect
@@ -37,7 +37,7 @@ from exapg.postgres.conn import connect
 from exapg.settings import Settings
 
 log = logging.getLogger("exapg.api")
-ROUTERS = (health, auth, users, dashboard, cluster, queries, audit)
+ROUTERS = (health, auth, users, dashboard, cluster, queries, audit, bench)
 
 
 def create_app(
