@@ -25,6 +25,10 @@ from exapg.postgres.ctl import PostgresServer
 from exapg.runtime.local import LocalRuntime
 from exapg.settings import Settings
 
+# Fixtures every directory shares, registered once (a fixture imported into two conftests
+# would be two session fixtures: two API servers, two Playwright instances).
+pytest_plugins = ["tests.api.fixtures", "tests.e2e.browser"]
+
 EXAPG = [sys.executable, "-m", "exapg.cli.main"]
 PORT_VARIABLES = (
     "COORDINATOR_PORT", "STANDBY_PORT", "PGBOUNCER_PORT", "EXPORTER_PORT", "PROMETHEUS_PORT",

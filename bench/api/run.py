@@ -36,7 +36,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent))
 
 from exapg.postgres.conn import connect  # noqa: E402
-from tests.api.conftest import start_api, wait_healthy  # noqa: E402
+from tests.api.fixtures import start_api, wait_healthy  # noqa: E402
 from tests.conftest import build_stack, free_port  # noqa: E402
 
 GOAL_P99_MS = 100.0

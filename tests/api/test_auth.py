@@ -8,7 +8,7 @@ import httpx
 import jwt
 import pytest
 
-from tests.api.conftest import unique_name
+from tests.api.fixtures import unique_name
 
 pytestmark = pytest.mark.integration
 PUBLIC = {("GET", "/api/health"), ("POST", "/api/auth/login")}

@@ -6,7 +6,7 @@ import secrets
 
 import pytest
 
-from tests.api.conftest import unique_name
+from tests.api.fixtures import unique_name
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ import pytest
 from exapg.postgres.binaries import find_binaries
 from exapg.postgres.conn import connect
 from tests.conftest import build_stack
-from tests.e2e.conftest import log_in, shot
+from tests.e2e.browser import log_in, shot
 
 pytestmark = [
     pytest.mark.e2e,

@@ -10,7 +10,7 @@ import pytest
 
 from exapg.postgres.conn import connect
 from tests.api.test_queries import Sleeper
-from tests.e2e.conftest import log_in, shot
+from tests.e2e.browser import log_in, shot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 

@@ -12,7 +12,7 @@ import pytest
 
 from exapg.postgres.conn import connect
 from tests.conftest import EXAPG, new_state_dir, run_cli, stack_environment
-from tests.e2e.conftest import log_in, shot
+from tests.e2e.browser import log_in, shot
 
 pytest.importorskip("duckdb_extension_tpch", reason="the tpch extra is not installed (pip install '.[tpch]')")
 pytestmark = pytest.mark.integration

@@ -1,4 +1,8 @@
-"""The management API started as a real uvicorn process against the session's `ha_stack`."""
+"""The management API started as a real uvicorn process against the session's `ha_stack`.
+
+Loaded once for the whole suite from `tests/conftest.py` (`pytest_plugins`), so every
+directory shares one server.
+"""
 
 from __future__ import annotations
 
@@ -15,8 +19,6 @@ import httpx
 import pytest
 
 from tests.conftest import free_port
-
-pytestmark = pytest.mark.integration
 
 
 @dataclass

@@ -1,4 +1,8 @@
-"""Headless Chromium (Debian's, driven by Playwright) against the API serving the built UI."""
+"""Headless Chromium (Debian's, driven by Playwright) against the API serving the built UI.
+
+Loaded once from `tests/conftest.py`: Playwright's sync API allows one instance per thread,
+so the whole suite shares one browser.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,6 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from exapg.api.config import REPO_UI_DIR
-from tests.api.conftest import admin, admin_token, api_server, make_user  # noqa: F401 - fixtures
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
