@@ -11,6 +11,14 @@ psql_db() {
 psql_db <<'SQL'
 CREATE EXTENSION IF NOT EXISTS citus;
 CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
+-- Columnar storage is its own extension since Citus 13.2 (part of citus before).
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'citus_columnar') THEN
+        CREATE EXTENSION IF NOT EXISTS citus_columnar;
+    END IF;
+END
+$$;
 SQL
 
 if [[ "${CITUS_ROLE:-}" == "coordinator" ]]; then

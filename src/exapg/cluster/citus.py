@@ -19,6 +19,9 @@ from psycopg import sql
 from exapg.errors import ExaPGError, InvalidParameterError, OperationTimeoutError
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
+# Created beside citus where the Citus build ships them: since Citus 13.2 columnar storage is
+# its own extension, no longer created by CREATE EXTENSION citus.
+OPTIONAL_EXTENSIONS = ("citus_columnar",)
 
 
 @dataclass(frozen=True)

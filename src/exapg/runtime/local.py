@@ -347,11 +347,13 @@ class LocalRuntime:
             if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db,)).fetchone():
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db)))
                 actions.append(f"{node.name}: database {db} created")
-        wanted = ["citus", "pg_stat_statements"] if topology.mode == Mode.CLUSTER else ["pg_stat_statements"]
+        wanted = ["citus", *citus.OPTIONAL_EXTENSIONS, "pg_stat_statements"] if topology.mode == Mode.CLUSTER \
+            else ["pg_stat_statements"]
         with connect(self.dsn_for(node, secrets)) as conn:
             # Only when missing: on a worker in Citus's metadata, even IF NOT EXISTS DDL is refused.
             present = {row[0] for row in conn.execute("SELECT extname FROM pg_extension").fetchall()}
-            for extension in (e for e in wanted if e not in present):
+            available = {row[0] for row in conn.execute("SELECT name FROM pg_available_extensions").fetchall()}
+            for extension in (e for e in wanted if e not in present and e in available):
                 conn.execute(sql.SQL("CREATE EXTENSION {}").format(sql.Identifier(extension)))
         return actions
 
