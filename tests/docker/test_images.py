@@ -3,8 +3,10 @@ linted, and exercised against real PostgreSQL and pgBouncer where that is possib
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shlex
 import shutil
 import stat
 import subprocess
@@ -12,13 +14,17 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 
+from tests.docker.compose import COMBINATIONS, render
+from tests.docker.image_tree import worker_python_tree
 from tests.docker.scratch import PASSWORD, as_service_user, free_port, give
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "docker"
+DOCKERFILE_TEXT = (DOCKER / "Dockerfile").read_text()
 OURS = ["Dockerfile", "Dockerfile.pgbouncer", "Dockerfile.mgmt-backend", "Dockerfile.mgmt-frontend"]
 SCRIPTS = [DOCKER / "postgres" / "exapg-entrypoint.sh", DOCKER / "postgres" / "exapg-worker.sh",
            DOCKER / "pgbouncer" / "entrypoint.sh", *sorted((ROOT / "sql" / "init").glob("*.sh"))]
@@ -92,6 +98,79 @@ def test_backend_runs_the_api_factory_under_uvicorn():
     cmd = [arg for op, arg in steps if op == "CMD"][-1]
     assert '"--factory", "exapg.api.app:create_app"' in cmd
     assert '"--port", "8000"' in cmd
+
+
+def test_backend_trusts_forwarded_headers_from_loopback_only_by_default():
+    """Port 8000 is published: trusting every peer's X-Forwarded-For would let any client
+    forge the address of the login rate limit and the audit log. uvicorn reads the list
+    from FORWARDED_ALLOW_IPS when the command line does not give one."""
+    steps = instructions("Dockerfile.mgmt-backend")
+    cmd = json.loads([arg for op, arg in steps if op == "CMD"][-1])
+    assert "--proxy-headers" in cmd
+    assert "--forwarded-allow-ips" not in cmd and "*" not in cmd
+    assert image_env("Dockerfile.mgmt-backend")["FORWARDED_ALLOW_IPS"] == "127.0.0.1"
+
+
+def image_env(dockerfile: str) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for op, arg in instructions(dockerfile):
+        if op == "ENV":
+            found.update(item.split("=", 1) for item in shlex.split(arg))
+    return found
+
+
+@pytest.mark.parametrize("trusted,sent,seen", [
+    # compose: only the front end's address is trusted, so a client here cannot forge
+    ("compose", "203.0.113.7", "127.0.0.1"),
+    # the image default trusts loopback (standing in for a proxy next to it); of the
+    # list, the address the proxy appended counts, not the one its client sent
+    ("image", "198.51.100.1, 203.0.113.7", "203.0.113.7"),
+])
+def test_backend_believes_x_forwarded_for_only_from_trusted_proxies(scratch_pg, tmp_path, trusted, sent, seen):
+    """The image's command with the compose environment, against a real server: the
+    address a failed login is audited (and rate limited) under."""
+    model = render(COMBINATIONS["full"], tmp_path, POSTGRES_PASSWORD=PASSWORD, POSTGRES_DB="postgres")
+    env = {k: str(v) for k, v in model["services"]["management_backend"]["environment"].items()}
+    assert env["FORWARDED_ALLOW_IPS"] == "172.20.0.41"
+    if trusted == "image":
+        env["FORWARDED_ALLOW_IPS"] = image_env("Dockerfile.mgmt-backend")["FORWARDED_ALLOW_IPS"]
+    env["DATABASE_URL"] = env["DATABASE_URL"].replace("coordinator:5432", f"127.0.0.1:{scratch_pg.port}")
+    env["EXAPG_PROMETHEUS_URL"] = "http://127.0.0.1:9"
+    env.update({"PATH": "/usr/bin:/bin", "EXAPG_ENV_FILE": "/nonexistent/.env", "HOME": str(tmp_path)})
+    port = free_port()
+    command = json.loads([arg for op, arg in instructions("Dockerfile.mgmt-backend") if op == "CMD"][-1])
+    command[command.index("--host") + 1] = "127.0.0.1"
+    command[command.index("--port") + 1] = str(port)
+    user = f"probe{trusted}{port}"
+    proc = subprocess.Popen([sys.executable, "-m", *command], env=env, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_for_health(url, proc)
+        answer = httpx.post(f"{url}/api/auth/login", json={"username": user, "password": "wrong-password-1"},
+                            headers={"X-Forwarded-For": sent}, timeout=10)
+        assert answer.status_code == 401, answer.text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+    with psycopg.connect(scratch_pg.conninfo, password=PASSWORD) as conn:
+        rows = conn.execute("SELECT client_addr FROM exapg_mgmt.audit_log WHERE target = %s",
+                            (user,)).fetchall()
+    assert rows == [(seen,)]
+
+
+def wait_for_health(url: str, proc: subprocess.Popen[str], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{url}/api/health", timeout=4).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"backend did not serve /api/health: {proc.communicate()[0][-2000:]}")
+        time.sleep(0.3)
 
 
 def test_postgresql_conf_is_accepted_by_postgres(scratch_pg):
@@ -186,9 +265,18 @@ def test_worker_script_rejects_unknown_commands():
     assert result.returncode == 2 and "usage: exapg-worker" in result.stderr
 
 
-def test_worker_registration_sql_is_idempotent_and_bound():
-    script = (DOCKER / "postgres" / "exapg-worker.sh").read_text()
-    assert "citus_add_node(:'name', :port)" in script
-    assert "WHERE NOT EXISTS (SELECT 1 FROM pg_dist_node WHERE nodename = :'name'" in script
-    assert "citus_drain_node(:'name', :port)" in script
-    assert "$NODE_NAME'" not in script, "node names must reach SQL as bound psql variables"
+def test_the_worker_image_runs_the_shared_registration_code(tmp_path):
+    """Debian's python3 and psycopg (what the image installs) import exapg.cluster.register
+    from the files the Dockerfile copies, and nothing else of ExaPG or the virtualenv."""
+    assert "python3-psycopg" in DOCKERFILE_TEXT
+    tree = worker_python_tree(tmp_path / "opt-exapg")
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import exapg.cluster.register as r; "
+            "print(r.__file__); print(sorted({m.split('.')[0] for m in sys.modules if m.startswith('exapg')}))")
+    result = subprocess.run(["/usr/bin/python3", "-I", "-c", code, str(tree)], capture_output=True, text=True,
+                            timeout=60, check=False)
+    if "No module named 'psycopg'" in result.stderr:
+        pytest.fail("Debian's python3-psycopg is missing: apt-get install python3-psycopg (make test installs it)")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0].startswith(str(tree))
+    assert (DOCKER / "postgres" / "exapg-worker.sh").read_text().count("-m exapg.cluster.register") == 2
+

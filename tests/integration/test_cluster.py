@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
+import subprocess
 import time
+from pathlib import Path
 
 import httpx
 import psycopg
@@ -15,6 +18,7 @@ from exapg.cluster.citus import citus_state
 from exapg.postgres.binaries import find_binaries
 from exapg.postgres.conn import connect
 from tests.conftest import build_stack
+from tests.docker.image_tree import worker_python_tree
 
 pytestmark = [
     pytest.mark.integration,
@@ -25,6 +29,15 @@ pytestmark = [
 ]
 
 ROWS = 20_000
+WORKER_SCRIPT = Path(__file__).resolve().parents[2] / "docker" / "postgres" / "exapg-worker.sh"
+
+
+class _AnyInt:
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, int)
+
+
+ANY_INT = _AnyInt()
 CHECKSUM = "SELECT count(*), sum(hashtext(id::text || payload)) FROM events"
 
 
@@ -183,21 +196,122 @@ def test_killed_worker_shows_down_and_queries_fail_clearly(cluster):
         assert conn.execute(CHECKSUM).fetchone() == cluster.extra["checksum"]
 
 
-def test_worker_self_registration_is_idempotent(cluster):
-    """The container entry point, run against the local cluster: re-registering is a no-op."""
-    import subprocess
-    import sys
-
-    env = {
+def worker_script(cluster, tmp_path, command: str, port: int, **env: str) -> subprocess.CompletedProcess[str]:
+    """The worker image's exapg-worker, run as in the image: Debian's python3 and psycopg, and
+    only the ExaPG files the Dockerfile copies to /opt/exapg."""
+    tree = tmp_path / "opt-exapg"
+    if not tree.exists():
+        worker_python_tree(tree)
+    full = {
+        "PATH": "/usr/bin:/bin", "EXAPG_PYTHON": "/usr/bin/python3", "EXAPG_PYTHONPATH": str(tree),
         "COORDINATOR_HOST": "127.0.0.1", "COORDINATOR_PORT": str(cluster.settings.coordinator_port),
         "POSTGRES_DB": cluster.settings.postgres_db, "POSTGRES_USER": cluster.settings.postgres_user,
-        "POSTGRES_PASSWORD_FILE": str(cluster.password_file), "WORKER_HOST": "127.0.0.1",
-        "WORKER_PORT": str(cluster.settings.worker_port(1)), "PATH": os.environ["PATH"],
+        "POSTGRES_PASSWORD_FILE": str(cluster.password_file),
+        "CITUS_NODE_NAME": "127.0.0.1", "CITUS_NODE_PORT": str(port), **env,
     }
-    result = subprocess.run([sys.executable, "-m", "exapg.cluster.register", "--timeout", "10"],
-                            env=env, capture_output=True, text=True, timeout=60)
+    return subprocess.run(["bash", str(WORKER_SCRIPT), command], env=full, capture_output=True, text=True,
+                          timeout=600, check=False)
+
+
+def test_the_worker_image_registration_is_idempotent(cluster, tmp_path):
+    """exapg-worker register, as the container runs it: a registered node is left alone."""
+    port = cluster.settings.worker_port(1)
+    result = worker_script(cluster, tmp_path, "register", port)
     assert result.returncode == 0, result.stderr
-    assert "already registered" in result.stdout
-    bad = subprocess.run([sys.executable, "-m", "exapg.cluster.register", "--timeout", "0"],
-                         env={**env, "COORDINATOR_PORT": "1"}, capture_output=True, text=True, timeout=60)
-    assert bad.returncode == 1 and "could not register" in bad.stderr
+    assert "already registered" in result.stderr
+    status = worker_script(cluster, tmp_path, "status", port)
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout) == {"node": f"127.0.0.1:{port}", "nodeid": ANY_INT, "active": True,
+                                         "should_have_shards": True}
+    bad = worker_script(cluster, tmp_path, "register", port, COORDINATOR_PORT="1", EXAPG_REGISTER_TIMEOUT="0")
+    assert bad.returncode == 1 and "could not register 127.0.0.1" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_a_failed_drain_keeps_the_worker_and_a_retry_finishes(cluster, tmp_path):
+    """Scale out without rebalancing, rebalance, then scale in while a table cannot move
+    (no replica identity for Citus's logical replication): refused, worker3 kept and still
+    known to status; once the table can move, the worker image's drain removes it."""
+    out = cluster.cli("scale", "--workers", "3", "--no-rebalance", timeout=600)
+    assert out.returncode == 0, out.stderr
+    third = cluster.settings.worker_port(3)
+    with connect(cluster.coordinator) as conn:
+        assert third not in placements_by_port(conn), "--no-rebalance moved shards"
+    assert cluster.cli("rebalance", timeout=600).returncode == 0
+    with connect(cluster.coordinator) as conn:
+        assert placements_by_port(conn).get(third, 0) > 0
+        conn.execute("CREATE TABLE stuck (id bigint, note text)")  # no key: no replica identity
+        conn.execute("SELECT create_distributed_table('stuck', 'id', shard_count => 6)")
+        conn.execute("INSERT INTO stuck SELECT g, 'n' || g FROM generate_series(1, 3000) g")
+        stuck = conn.execute("SELECT count(*), sum(hashtext(note)) FROM stuck").fetchone()
+    refused = cluster.cli("scale", "--workers", "2", timeout=600)
+    assert refused.returncode == 1
+    assert len(refused.stderr.strip().splitlines()) == 1 and "replica identity" in refused.stderr.lower()
+    status = {s["name"]: s for s in json.loads(cluster.cli("status", "--json").stdout)}
+    assert status["worker3"]["state"] == "running", "a worker that could not be drained must stay known"
+    with connect(cluster.coordinator) as conn:
+        assert conn.execute("SELECT count(*), sum(hashtext(note)) FROM stuck").fetchone() == stuck
+        assert conn.execute(CHECKSUM).fetchone() == cluster.extra["checksum"]
+        conn.execute("ALTER TABLE stuck REPLICA IDENTITY FULL")
+    drained = worker_script(cluster, tmp_path, "drain", third)
+    assert drained.returncode == 0, drained.stderr
+    with connect(cluster.coordinator) as conn:
+        assert third not in placements_by_port(conn)
+        assert not conn.execute("SELECT 1 FROM pg_dist_node WHERE nodeport = %s", (third,)).fetchone()
+        assert conn.execute("SELECT count(*), sum(hashtext(note)) FROM stuck").fetchone() == stuck
+        assert conn.execute(CHECKSUM).fetchone() == cluster.extra["checksum"]
+        conn.execute("DROP TABLE stuck")
+    finished = cluster.cli("scale", "--workers", "2", timeout=600)
+    assert finished.returncode == 0, finished.stderr
+    names = {s["name"] for s in json.loads(cluster.cli("status", "--json").stdout)}
+    assert "worker3" not in names and cluster.cli("health").returncode == 0
+
+
+def test_columnar_command_converts_a_table(cluster):
+    with connect(cluster.coordinator) as conn:
+        conn.execute("CREATE TABLE facts AS SELECT g AS id, g % 7 AS kind FROM generate_series(1, 5000) g")
+    result = cluster.cli("columnar", "facts")
+    assert result.returncode == 0, result.stderr
+    with connect(cluster.coordinator) as conn:
+        am = conn.execute("SELECT a.amname FROM pg_class c JOIN pg_am a ON a.oid = c.relam "
+                          "WHERE c.oid = 'facts'::regclass").fetchone()[0]
+        assert am == "columnar"
+        expected = (5000, sum(g % 7 for g in range(1, 5001)))
+        assert conn.execute("SELECT count(*), sum(kind) FROM facts").fetchone() == expected
+        conn.execute("DROP TABLE facts")
+    assert cluster.cli("columnar", "no_such_table").returncode == 2
+
+
+@pytest.mark.skipif(importlib.util.find_spec("duckdb_extension_tpch") is None,
+                    reason="the tpch extra is not installed (pip install '.[tpch]')")
+def test_tpch_in_cluster_mode_distributes_and_answers_right(cluster):
+    """Big tables distributed and co-located on their join keys, small ones reference
+    tables; the queries Citus can plan give the reference answers."""
+    loaded = cluster.cli("sample", "tpch", "--sf", "0.01", "--columnar", "--json", timeout=600)
+    assert loaded.returncode == 0, loaded.stderr
+    assert json.loads(loaded.stdout)["distributed"] is True
+    with connect(cluster.coordinator) as conn:
+        kinds = dict(conn.execute(
+            "SELECT logicalrelid::regclass::text, partmethod::text FROM pg_dist_partition "
+            "WHERE logicalrelid::regclass::text LIKE 'tpch.%'").fetchall())
+        groups = dict(conn.execute(
+            "SELECT logicalrelid::regclass::text, colocationid FROM pg_dist_partition "
+            "WHERE logicalrelid::regclass::text LIKE 'tpch.%'").fetchall())
+        access = dict(conn.execute(
+            "SELECT c.relname, a.amname FROM pg_class c JOIN pg_am a ON a.oid = c.relam "
+            "WHERE c.relnamespace = 'tpch'::regnamespace AND c.relkind = 'r'").fetchall())
+    assert {t: kinds[f"tpch.{t}"] for t in ("lineitem", "orders", "part", "partsupp")} == dict.fromkeys(
+        ("lineitem", "orders", "part", "partsupp"), "h")
+    assert {t: kinds[f"tpch.{t}"] for t in ("region", "nation", "supplier", "customer")} == dict.fromkeys(
+        ("region", "nation", "supplier", "customer"), "n")
+    assert groups["tpch.lineitem"] == groups["tpch.orders"] and groups["tpch.part"] == groups["tpch.partsupp"]
+    assert access["lineitem"] == "columnar" and access["orders"] == "columnar" and access["part"] == "heap"
+    bench = cluster.cli("bench", "tpch", "--repeat", "1", "--json", timeout=600)
+    assert bench.returncode == 0, bench.stdout[-2000:] + bench.stderr
+    report = json.loads(bench.stdout)
+    statuses = {r["query"]: r["status"] for r in report["results"]}
+    unsupported = {q for q, status in statuses.items() if status == "unsupported"}
+    assert set(statuses.values()) <= {"ok", "unsupported"} and len(statuses) == 22
+    assert len(unsupported) <= 3, f"Citus could not plan {sorted(unsupported)}"
+    assert all(r["detail"] for r in report["results"] if r["status"] == "unsupported")
+    assert report["passed"] and report["geometric_mean"] > 0

@@ -73,10 +73,21 @@ def test_invalid_settings_exit_5_listing_every_problem(env):
     assert "weak" not in validate.stderr.replace("POSTGRES_PASSWORD: too short", "")
 
 
-def test_cluster_mode_without_citus_exits_4(env):
-    if find_binaries().has_extension("citus"):
-        pytest.skip("citus is installed here: cluster mode is tested by the cluster suite")
-    result = run_cli("up", "--mode", "cluster", env=env)
+def binaries_without_citus(tmp_path: Path) -> Path:
+    """The machine's PostgreSQL binaries in a layout whose share directory has no Citus."""
+    real = find_binaries()
+    bindir = tmp_path / "lib" / "postgresql" / real.bindir.parent.name / "bin"
+    bindir.mkdir(parents=True)
+    for binary in real.bindir.iterdir():
+        if binary.name != "pg_config":  # without it the share directory is found beside bin/
+            (bindir / binary.name).symlink_to(binary.resolve())
+    (tmp_path / "share" / "postgresql" / real.bindir.parent.name / "extension").mkdir(parents=True)
+    return bindir
+
+
+def test_cluster_mode_without_citus_exits_4(env, tmp_path):
+    bindir = binaries_without_citus(tmp_path)
+    result = run_cli("up", "--mode", "cluster", env={**env, "EXAPG_PG_BINDIR": str(bindir)})
     assert result.returncode == 4
     line = one_error_line(result)
     assert "citus" in line and "--mode standalone|ha" in line
@@ -136,7 +147,14 @@ def test_interrupted_up_is_finished_by_the_next(env):
         run_cli("down", "--volumes", env=env)
 
 
-def test_docker_backend_without_an_engine_exits_4(env):
-    result = run_cli("up", "--backend", "docker", env={**env, "DOCKER_HOST": "unix:///nonexistent.sock"})
+@pytest.mark.parametrize("args", [["up", "--backend", "docker"], ["scale", "--workers", "3", "--backend", "docker"]])
+def test_docker_backend_without_an_engine_exits_4(env, args):
+    result = run_cli(*args, env={**env, "DOCKER_HOST": "unix:///nonexistent.sock"})
     assert result.returncode == 4
     assert "Docker engine" in one_error_line(result)
+
+
+def test_an_unknown_backend_exits_2(env):
+    result = run_cli("scale", "--workers", "3", "--backend", "kubernetes", env=env)
+    assert result.returncode == 2
+    assert "--backend must be local or docker" in one_error_line(result)
