@@ -79,6 +79,12 @@ def test_admin_terminates_a_session_on_the_standby(api_server, admin):
         assert isinstance(sleeper.error, psycopg.OperationalError)
     finally:
         sleeper.close()
+    entries = admin.get("/api/audit", params={"action": "query_terminate"}).json()["items"]
+    mine = [e for e in entries if e["target"] == f"standby:{sleeper.pid}"]
+    assert len(mine) == 1, entries
+    assert mine[0]["actor"] == "admin" and mine[0]["success"] is True
+    assert mine[0]["client_addr"] == "127.0.0.1"
+    assert mine[0]["detail"] == {"node": "standby", "pid": sleeper.pid}
 
 
 def test_signals_to_unknown_sessions_and_nodes_are_404(admin):

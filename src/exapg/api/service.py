@@ -33,6 +33,9 @@ def api_program(
         "--port",
         str(port),
         "--no-access-log",
+        # Local mode serves browsers directly, with no proxy in front: a forwarded-for header
+        # from any local process must not pick the address that logins are limited by.
+        "--no-proxy-headers",
         "--timeout-graceful-shutdown",
         "10",
         "--log-level",

@@ -64,22 +64,3 @@ def list_entries(
         ).fetchall()
     total = conn.execute(f"SELECT count(*) FROM exapg_mgmt.audit_log {where}", params).fetchone()
     return rows, int(total[0]) if total else 0
-
-
-def failed_logins(
-    conn: psycopg.Connection, *, username: str, client_addr: str | None, window_seconds: int
-) -> tuple[int, int, float]:
-    """Failed logins in the window: (for this user, from this address, seconds until the
-    oldest of them leaves the window)."""
-    row = conn.execute(
-        "SELECT count(*) FILTER (WHERE target = %(user)s), "
-        "count(*) FILTER (WHERE client_addr = %(addr)s), "
-        "coalesce(extract(epoch FROM min(at) + make_interval(secs => %(window)s) - now()), 0) "
-        "FROM exapg_mgmt.audit_log WHERE action = 'login' AND NOT success "
-        "AND detail->>'reason' = 'bad_credentials' "
-        "AND at > now() - make_interval(secs => %(window)s) "
-        "AND (target = %(user)s OR client_addr = %(addr)s)",
-        {"user": username, "addr": client_addr, "window": window_seconds},
-    ).fetchone()
-    assert row is not None
-    return int(row[0]), int(row[1]), float(row[2])
