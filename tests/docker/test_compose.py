@@ -5,8 +5,12 @@ from __future__ import annotations
 import re
 
 import pytest
+import yaml
 
+from exapg.exporter.config import ExporterConfig
+from exapg.runtime.docker import compose_files
 from tests.docker.compose import (
+    BASE,
     COMBINATIONS,
     DOCKER_DIR,
     SECRETS,
@@ -256,6 +260,18 @@ def test_management_services(tmp_path):
     assert frontend["build"]["dockerfile"] == "docker/Dockerfile.mgmt-frontend"
 
 
+@pytest.mark.parametrize("prefix", [None, "172.21"])
+def test_backend_trusts_forwarded_headers_only_from_the_front_end(prefix, tmp_path):
+    """nginx (the front end) proxies /api and appends the client's address to
+    X-Forwarded-For; any other peer of the published port 8000 must not be believed."""
+    env = {} if prefix is None else {"EXAPG_SUBNET": f"{prefix}.0.0/16", "EXAPG_IP_PREFIX": prefix}
+    services = render(COMBINATIONS["full"], tmp_path, **env)["services"]
+    backend, frontend = services["management_backend"], services["management_frontend"]
+    assert address(frontend) == f"{prefix or '172.20'}.0.41"
+    assert backend["environment"]["FORWARDED_ALLOW_IPS"] == address(frontend)
+    assert "management_backend:8000" in (DOCKER_DIR / "nginx" / "frontend.conf").read_text()
+
+
 def test_pgbouncer_is_configured_from_the_seeds_variables(tmp_path):
     env = render(COMBINATIONS["dev"], tmp_path)["services"]["pgbouncer"]["environment"]
     assert env == {
@@ -288,9 +304,68 @@ def test_replication_exporter_follows_the_pair_in_ha(tmp_path):
         assert (env["PRIMARY_HOST"], str(env["PRIMARY_PORT"])) == ("coordinator", "5432")
         assert env["POSTGRES_PASSWORD"] == SECRETS["POSTGRES_PASSWORD"]
     assert not plain["environment"].get("STANDBY_HOST")
-    assert ha["environment"]["STANDBY_HOST"] == "standby"
+    assert "STANDBY_HOSTS" not in plain["environment"]
+    assert ha["environment"]["STANDBY_HOSTS"] == "standby:5432"
     assert ha["build"]["dockerfile"] == "docker/Dockerfile.replication-exporter"
     assert ha["depends_on"]["standby"]["condition"] == "service_healthy"
+
+
+def image_environment() -> dict[str, str]:
+    """The ENV defaults of the exporter image (the seed's STANDBY_HOST among them)."""
+    text = (DOCKER_DIR / "Dockerfile.replication-exporter").read_text().replace("\\\n", " ")
+    env: dict[str, str] = {}
+    for line in text.splitlines():
+        if line.startswith("ENV "):
+            env.update(item.split("=", 1) for item in line.split()[1:])
+    return env
+
+
+def exporter_in_container(files: list[str], tmp_path, **env: str) -> ExporterConfig:
+    """The exporter's settings as the container sees them: the image's ENV, overridden by
+    the rendered compose environment (an empty value overrides too)."""
+    service = render(files, tmp_path, **env)["services"]["replication_exporter"]
+    environment = {key: str(value) for key, value in service["environment"].items()}
+    return ExporterConfig.from_env({**image_environment(), **environment})
+
+
+HA_WITH_MONITORING = {
+    "monitoring-then-ha": COMBINATIONS["ha-monitoring"],
+    "ha-then-monitoring": [BASE, "docker-compose.ha.yml", "docker-compose.monitoring.yml"],
+    "compose-prod-with-ha-with-monitoring": compose_files("prod", ["ha", "monitoring"]),
+    "compose-full-with-ha": compose_files("full", ["ha"]),
+    "ha-alone": COMBINATIONS["ha"],
+}
+
+
+@pytest.mark.parametrize("order", sorted(HA_WITH_MONITORING))
+def test_replication_exporter_watches_the_standby_in_any_file_order(order, tmp_path):
+    files = HA_WITH_MONITORING[order]
+    config = exporter_in_container(files, tmp_path)
+    assert config.primary.label == "coordinator:5432"
+    assert [s.label for s in config.standbys] == ["standby:5432"]
+    # An external standby named for the monitoring file alone changes nothing with HA.
+    config = exporter_in_container(files, tmp_path, EXAPG_STANDBY_HOST="db9.example")
+    assert [s.label for s in config.standbys] == ["standby:5432"]
+
+
+def test_both_file_orders_render_the_same_replication_exporter(tmp_path):
+    first, second = (render(HA_WITH_MONITORING[order], tmp_path)["services"]["replication_exporter"]
+                     for order in ("monitoring-then-ha", "ha-then-monitoring"))
+    assert first == second
+
+
+def test_ha_and_monitoring_files_never_set_one_exporter_variable_differently():
+    """Compose gives a variable both files set to the later file: none may differ."""
+    monitoring, ha = (yaml.safe_load((DOCKER_DIR / name).read_text())["services"]
+                      ["replication_exporter"]["environment"]
+                      for name in ("docker-compose.monitoring.yml", "docker-compose.ha.yml"))
+    assert {key for key in monitoring.keys() & ha.keys() if monitoring[key] != ha[key]} == set()
+
+
+def test_replication_exporter_without_ha_watches_no_standby_or_an_external_one(tmp_path):
+    assert exporter_in_container(COMBINATIONS["full"], tmp_path).standbys == ()
+    config = exporter_in_container(COMBINATIONS["full"], tmp_path, EXAPG_STANDBY_HOST="db9.example")
+    assert [s.label for s in config.standbys] == ["db9.example:5432"]
 
 
 def test_standby_streams_from_the_coordinator(tmp_path):

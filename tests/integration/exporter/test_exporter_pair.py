@@ -5,13 +5,17 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
-from dataclasses import dataclass
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 
 import pytest
-from exporter_support import RunningExporter, server_label, stack_env
+from exporter_support import RunningExporter, server_label, stack_env, start
+from psycopg import sql
 
+from exapg.exporter.analysis import SYNC_STATES
 from exapg.exporter.metrics import SPECS
-from exapg.postgres.conn import connect
+from exapg.postgres.conn import Dsn, connect
 from tests.conftest import Stack
 
 pytestmark = pytest.mark.integration
@@ -31,6 +35,47 @@ def pair(ha_stack, start_exporter):
                 server_label(ha_stack.coordinator.port), server_label(ha_stack.standby.port))
 
 
+@dataclass
+class PrivatePair(Pair):
+    dbname: str  # the only exporter connected to it is this test's
+
+    def dsn(self, server: Dsn) -> Dsn:
+        return replace(server, dbname=self.dbname)
+
+
+@pytest.fixture
+def private_pair(ha_stack) -> Iterator[PrivatePair]:
+    """The exporter connected to a database of its own, dropped afterwards.
+
+    The stack's supervised exporter, scraped by its Prometheus every 15 s, runs the same
+    state statement and writes the same heartbeat in the stack's database. In a database
+    of its own the test's exporter is the only one: pg_stat_statements counts it alone
+    (counted per database), and nobody else advances its heartbeat.
+    """
+    dbname = f"exporter_probe_{uuid.uuid4().hex[:8]}"
+    with connect(ha_stack.coordinator) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+    try:
+        wait_for_database(ha_stack.standby, dbname)  # else the first standby connect fails
+        exporter = start(stack_env(ha_stack, POSTGRES_DB=dbname))
+        try:
+            yield PrivatePair(ha_stack, exporter, server_label(ha_stack.coordinator.port),
+                              server_label(ha_stack.standby.port), dbname)
+        finally:
+            exporter.stop()
+    finally:
+        with connect(ha_stack.coordinator) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
+
+
+def wait_for_database(dsn: Dsn, dbname: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    with connect(dsn) as conn:
+        while not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone():
+            assert time.monotonic() < deadline, f"database {dbname} not replayed on {dsn.port} in {timeout}s"
+            time.sleep(0.1)
+
+
 def test_idle_pair_reports_no_lag(pair):
     exporter, primary, standby = pair.exporter, pair.primary, pair.standby
     exporter.scrape()
@@ -44,6 +89,11 @@ def test_idle_pair_reports_no_lag(pair):
     assert samples.get_value("pg_replication_lag_bytes", server=standby) < 1024 * 1024
     assert samples.get_value("pg_wal_receivers", server=standby) == 1
     assert samples.get_value("pg_replication_connections", server=primary) == 1
+    # the standby's WAL sender, as pg_stat_replication names it (no synchronous_standby_names)
+    sync_state = samples.get_value("pg_replication_sync_state", server=primary, instance="primary",
+                                   application_name="standby", client_addr="127.0.0.1",
+                                   sync_state="async")
+    assert sync_state == SYNC_STATES["async"] == 0
     assert samples.get_value("pg_wal_replay_paused", server=standby) == 0
     assert samples.get_value("pg_replication_health_score", server=standby) == 100
     assert samples.get_value("pg_data_consistency_check", server=standby) == 1
@@ -131,17 +181,19 @@ def test_slot_metrics_follow_a_slot(pair):
     assert samples.get_value("pg_replication_slot_retained_bytes", slot_name="exporter_probe") is None
 
 
-def test_heartbeat_reaches_the_standby(pair):
-    stack, exporter, standby = pair.stack, pair.exporter, pair.standby
+def test_heartbeat_reaches_the_standby(private_pair):
+    """In a database of its own: the supervised exporter's heartbeats in the stack's
+    database could otherwise advance seq past the mark this exporter waits for."""
+    stack, exporter, standby = private_pair.stack, private_pair.exporter, private_pair.standby
     for _ in range(4):  # table created, heartbeat written, its LSN learnt, standby checked
         exporter.scrape()
         time.sleep(0.3)
-    with connect(stack.coordinator) as conn:
+    with connect(private_pair.dsn(stack.coordinator)) as conn:
         seq = conn.execute("SELECT seq FROM exapg_exporter.heartbeat").fetchone()[0]
     exporter.scrape_until(lambda s: s.get_value("pg_data_consistency_check", server=standby) == 1)
     primary_target = exporter.collector.targets[0]
     assert primary_target._mark is not None and primary_target._mark[0] >= seq - 1
-    with connect(stack.standby) as conn:
+    with connect(private_pair.dsn(stack.standby)) as conn:
         seen = conn.execute("SELECT seq FROM exapg_exporter.heartbeat").fetchone()[0]
     assert seen >= seq
 
@@ -171,26 +223,31 @@ def test_promtool_accepts_everything_but_legacy_names(pair, tmp_path):
     assert [line for line in complaints if not line.startswith(legacy)] == []
 
 
-def statement_calls(dsn, pattern: str) -> int:
+def statement_calls(dsn: Dsn, pattern: str, dbname: str) -> int:
+    """Calls of the statements matching `pattern` made in database `dbname` (the view is
+    read from the stack's database, where the extension is installed)."""
     with connect(dsn) as conn:
-        row = conn.execute("SELECT coalesce(sum(calls), 0) FROM pg_stat_statements "
-                           "WHERE query LIKE %s", (pattern,)).fetchone()
+        row = conn.execute(
+            "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE query LIKE %s "
+            "AND dbid = (SELECT oid FROM pg_database WHERE datname = %s)", (pattern, dbname),
+        ).fetchone()
     return int(row[0])
 
 
-def test_one_state_statement_per_server_per_scrape(pair):
-    exporter, stack = pair.exporter, pair.stack
+def test_one_state_statement_per_server_per_scrape(private_pair):
+    exporter, stack, db = private_pair.exporter, private_pair.stack, private_pair.dbname
     exporter.scrape()
     time.sleep(0.2)
     state, beat = "%heartbeat_exists%", "%INSERT INTO exapg_exporter.heartbeat%"
-    before = [statement_calls(d, state) for d in (stack.coordinator, stack.standby)]
-    beats_before = statement_calls(stack.coordinator, beat)
+    before = [statement_calls(d, state, db) for d in (stack.coordinator, stack.standby)]
+    beats_before = statement_calls(stack.coordinator, beat, db)
+    assert before[0] >= 1 and before[1] >= 1  # counted in this database: the filter works
     for _ in range(20):
         exporter.scrape()
     time.sleep(0.2)
-    after = [statement_calls(d, state) for d in (stack.coordinator, stack.standby)]
+    after = [statement_calls(d, state, db) for d in (stack.coordinator, stack.standby)]
     assert [a - b for a, b in zip(after, before, strict=True)] == [20, 20]
-    assert statement_calls(stack.coordinator, beat) - beats_before == 20
+    assert statement_calls(stack.coordinator, beat, db) - beats_before == 20
 
 
 def test_scrape_is_fast(pair):

@@ -37,6 +37,19 @@ def test_standby_hosts_list_wins_over_single_standby():
     assert all(s.role == "standby" for s in config.standbys)
 
 
+def test_empty_standby_host_means_no_standby():
+    """How docker-compose.monitoring.yml hides the image's seed default STANDBY_HOST."""
+    assert ExporterConfig.from_env({"STANDBY_HOST": "", "STANDBY_PORT": "5432"}).standbys == ()
+
+
+def test_standby_hosts_wins_over_an_empty_or_default_standby_host():
+    """docker-compose.ha.yml's STANDBY_HOSTS with monitoring.yml's empty STANDBY_HOST, or
+    with the image's default: the same standby either way."""
+    for single in ("", "postgres-standby-lab"):
+        config = ExporterConfig.from_env({"STANDBY_HOST": single, "STANDBY_HOSTS": "standby:5432"})
+        assert [s.label for s in config.standbys] == ["standby:5432"]
+
+
 def test_password_file_wins(tmp_path):
     secret = tmp_path / "pw"
     secret.write_text("from-file\n")
