@@ -1,8 +1,8 @@
 """Secrets of a local stack: generated once, kept in a 0600 file in the state directory.
 
 A value given in the environment (POSTGRES_PASSWORD, API_SECRET_KEY, EXAPG_ADMIN_PASSWORD,
-or their *_FILE forms) wins over the stored one; everything else is generated with
-`secrets.token_urlsafe` the first time a stack is set up and reused afterwards.
+or their *_FILE forms) wins over the stored one at the next `exapg up`; everything else is
+generated with `secrets.token_urlsafe` the first time a stack is set up and reused afterwards.
 """
 
 from __future__ import annotations
@@ -60,13 +60,31 @@ def read_secrets(path: Path) -> dict[str, str] | None:
     return data
 
 
-def load_or_create(path: Path, settings: Settings, user: ServiceUser) -> Secrets:
-    """The stack's secrets; missing ones are generated and the file (re)written 0600."""
+def load_or_create(path: Path, settings: Settings, user: ServiceUser, *, apply_given: bool = True) -> Secrets:
+    """The stack's secrets; missing ones are generated and the file (re)written 0600.
+
+    With apply_given=False (every command but `up`) values given in the environment are
+    not taken: the stored ones are what the running servers hold until `up` applies a
+    change (`up` changes the role's password before it stores the new one).
+    """
+    stored = read_secrets(path) or {}
+    merged = {**_generate(), **stored, **(_given(settings) if apply_given else {})}
+    if merged != stored:
+        save(path, Secrets(**{k: merged[k] for k in Secrets.__dataclass_fields__}), user)
+    return Secrets(**{k: merged[k] for k in Secrets.__dataclass_fields__})
+
+
+def pending(path: Path, settings: Settings) -> tuple[Secrets, str | None]:
+    """What `up` will store, and the stored database password it replaces (None: no change)."""
     stored = read_secrets(path) or {}
     merged = {**_generate(), **stored, **_given(settings)}
-    if merged != stored:
-        user.write_file(path, json.dumps(merged, indent=2) + "\n", 0o600)
-    return Secrets(**{k: merged[k] for k in Secrets.__dataclass_fields__})
+    chosen = Secrets(**{k: merged[k] for k in Secrets.__dataclass_fields__})
+    old = stored.get("postgres_password")
+    return chosen, (old if old and old != chosen.postgres_password else None)
+
+
+def save(path: Path, secrets: Secrets, user: ServiceUser) -> None:
+    user.write_file(path, json.dumps(asdict(secrets), indent=2) + "\n", 0o600)
 
 
 def pgpass(secrets: Secrets, superuser: str) -> str:

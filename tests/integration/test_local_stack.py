@@ -5,13 +5,19 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 
+from exapg.errors import ExaPGError
 from exapg.postgres.conn import connect
+from tests.conftest import EXAPG
 
 pytestmark = pytest.mark.integration
 
@@ -92,7 +98,7 @@ def test_analytics_tuning_applied(ha_stack):
             " 'shared_preload_libraries','wal_level')").fetchall())
     # EXAPG_MEMORY_LIMIT=1GB shared by two nodes: a quarter of 512MB, floored at 128MB
     assert int(settings["shared_buffers"]) * 8192 == 128 * 1024**2
-    assert settings["jit"] == "on" and settings["random_page_cost"] == "1.1"
+    assert settings["jit"] == "on" and settings["random_page_cost"] == "2"
     assert "pg_stat_statements" in settings["shared_preload_libraries"]
     assert settings["wal_level"] == "replica"
 
@@ -126,6 +132,73 @@ def test_sql_command_and_logs(ha_stack):
     assert unknown.returncode == 1 and "no logs for service" in unknown.stderr
 
 
+def test_sql_through_pgbouncer_credentials_table_and_connect_line(ha_stack):
+    pooled = ha_stack.cli("sql", "pgbouncer", "-c", "SELECT inet_server_port()")
+    assert pooled.returncode == 0, pooled.stderr
+    assert str(ha_stack.settings.coordinator_port) in pooled.stdout  # pgBouncer's server connection
+    table = ha_stack.cli("credentials")
+    assert table.returncode == 0 and ha_stack.password in table.stdout and "management_password" in table.stdout
+    again = ha_stack.cli("up")
+    line = next(text for text in again.stdout.splitlines() if "pgBouncer:" in text).split(":", 1)[1].split()
+    env = dict(item.split("=", 1) for item in line if "=" in item and not item.startswith("-"))
+    argv = [item for item in line if "=" not in item or item.startswith("-")]
+    printed = subprocess.run([*argv, "-X", "-A", "-t", "-c", "SELECT 6 * 7"], env={**os.environ, **env},
+                             capture_output=True, text=True, timeout=30, check=False)
+    assert printed.returncode == 0 and printed.stdout.strip() == "42", printed.stderr
+
+
+def test_logs_follow_prints_new_lines(ha_stack):
+    process = subprocess.Popen([*EXAPG, "logs", "coordinator", "-f"], env=cli_env(ha_stack),
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)  # type: ignore[arg-type]
+    reader.start()
+    try:
+        time.sleep(1.5)
+        marker = f"exapg_follow_{time.time_ns()}"
+        with connect(ha_stack.coordinator) as conn, pytest.raises(psycopg.Error):
+            conn.execute(f"SELECT {marker}")  # an error the server logs, marker included
+        assert wait_for(lambda: any(marker in line for line in lines), timeout=15), "logs -f showed no new line"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def cli_env(stack) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EXAPG_", "POSTGRES_"))}
+    return {**env, **stack.env}
+
+
+def test_restart_keeps_data_and_applies_pending_settings(make_stack):
+    stack = make_stack("standalone")
+    with connect(stack.coordinator) as conn:
+        conn.execute("CREATE TABLE survives AS SELECT 1 AS x")
+        conn.execute("ALTER SYSTEM SET max_connections = 120")  # needs a restart
+        old_pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+    server_pid = stack.coordinator_server.pidfile().pid
+    result = stack.cli("restart")
+    assert result.returncode == 0, result.stderr
+    assert stack.coordinator_server.pidfile().pid != server_pid
+    with connect(stack.coordinator) as conn:
+        assert conn.execute("SHOW max_connections").fetchone()[0] == "120"
+        assert conn.execute("SELECT x FROM survives").fetchone()[0] == 1
+        assert conn.execute("SELECT pg_backend_pid()").fetchone()[0] != old_pid
+    assert stack.cli("health").returncode == 0
+
+
+def test_a_standby_that_lost_its_primary_is_unhealthy(make_stack):
+    stack = make_stack("ha")
+    stack.coordinator_server.stop(timeout=60)
+    status = {s["name"]: s for s in json.loads(stack.cli("status", "--json").stdout)}
+    assert status["standby"]["state"] == "running" and status["standby"]["healthy"] is False
+    assert "not streaming from coordinator" in status["standby"]["detail"]
+    assert stack.cli("health").returncode == 1
+    assert stack.cli("up").returncode == 0
+    status = {s["name"]: s for s in json.loads(stack.cli("status", "--json").stdout)}
+    assert status["standby"]["healthy"] is True, status["standby"]
+    assert stack.cli("health").returncode == 0
+
+
 def test_two_stacks_side_by_side(ha_stack, make_stack):
     other = make_stack("standalone")
     assert other.cli("health").returncode == 0
@@ -133,6 +206,67 @@ def test_two_stacks_side_by_side(ha_stack, make_stack):
     with connect(other.coordinator) as conn:
         assert conn.execute("SELECT to_regclass('replicated')").fetchone()[0] is None
     assert other.settings.state_dir != ha_stack.settings.state_dir
+    assert other.cli("down", "--volumes").returncode == 0
+    assert ha_stack.cli("health").returncode == 0
+    with connect(ha_stack.coordinator) as conn:
+        assert conn.execute("SELECT 1").fetchone()[0] == 1
+
+
+def test_a_changed_postgres_password_is_applied_by_up(make_stack):
+    """Changing POSTGRES_PASSWORD after the first up changes the role's password on the next
+    up (connecting with the old one), everywhere: coordinator, standby, pgBouncer, exporter."""
+    stack = make_stack("ha")
+    old = stack.password
+    before = stack.cli("status", POSTGRES_PASSWORD="Changed-Pass-7391x")
+    assert before.returncode == 0 and stack.cli("health").returncode == 0, "only up applies it"
+    result = stack.cli("up", POSTGRES_PASSWORD="Changed-Pass-7391x")
+    assert result.returncode == 0, result.stderr
+    assert "coordinator: password of postgres changed" in result.stdout
+    new = replace(stack.coordinator, password="Changed-Pass-7391x")
+    with connect(new) as conn:
+        assert conn.execute("SELECT 1").fetchone()[0] == 1
+    with pytest.raises(ExaPGError, match="password authentication failed"):
+        connect(replace(new, password=old))
+    with connect(replace(stack.pgbouncer, password="Changed-Pass-7391x")) as conn:
+        assert conn.execute("SELECT 1").fetchone()[0] == 1
+    with connect(replace(stack.standby, password="Changed-Pass-7391x")) as conn:
+        assert conn.execute("SELECT pg_is_in_recovery()").fetchone()[0] is True
+    creds = json.loads(stack.cli("credentials", "--json").stdout)
+    assert "Changed-Pass-7391x" in creds["coordinator_url"]
+    assert stack.cli("health").returncode == 0
+    up_lines = wait_for(lambda: [line for line in exporter_metrics(stack).splitlines() if line.startswith("pg_up{")])
+    assert len(up_lines) == 2 and wait_for(lambda: all(
+        line.endswith(" 1.0") for line in exporter_metrics(stack).splitlines() if line.startswith("pg_up{"))), up_lines
+    assert stack.cli("up").returncode == 0, "the stored password is the new one"
+
+
+def exporter_metrics(stack) -> str:
+    try:
+        return httpx.get(f"http://127.0.0.1:{stack.settings.exporter_port}/metrics", timeout=5).text
+    except httpx.HTTPError:
+        return ""
+
+
+def test_leaving_ha_mode_retires_the_standby(make_stack):
+    """ha -> standalone stops the standby, drops its slot (no WAL kept for it for ever) and
+    sets its data aside; nothing is left running; back to ha clones a new standby."""
+    stack = make_stack("ha")
+    standby_pid = stack.standby_server.pidfile().pid
+    result = stack.cli("up", "--mode", "standalone")
+    assert result.returncode == 0, result.stderr
+    assert "standby: stopped" in result.stdout
+    assert not Path(f"/proc/{standby_pid}").exists()
+    with connect(stack.coordinator) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_replication_slots").fetchone()[0] == 0
+    names = {s["name"] for s in json.loads(stack.cli("status", "--json").stdout)}
+    assert "standby" not in names and "coordinator" in names
+    data = stack.settings.state_dir / "data"
+    assert not (data / "standby").exists() and any(p.name.startswith(".removed-standby-") for p in data.iterdir())
+    back = stack.cli("up", "--mode", "ha")
+    assert back.returncode == 0, back.stderr
+    assert stack.cli("health").returncode == 0
+    assert stack.cli("stop").returncode == 0
+    assert not processes_using(stack.settings.state_dir / "data")
 
 
 def test_dead_node_shown_down_then_restarted_by_up(make_stack):

@@ -68,6 +68,29 @@ def test_secrets_generated_once_and_env_wins(tmp_path: Path):
     assert given.replication_password == first.replication_password
 
 
+def test_a_given_password_waits_for_up(tmp_path: Path):
+    """Only `up` takes a changed POSTGRES_PASSWORD (it changes the role first); other
+    commands keep using the stored one, which the servers still hold."""
+    path = tmp_path / "secrets.json"
+    first = secret_store.load_or_create(path, settings(tmp_path), me())
+    changed = settings(tmp_path, POSTGRES_PASSWORD="Changed-Pass-456")
+    assert secret_store.load_or_create(path, changed, me(), apply_given=False) == first
+    chosen, old = secret_store.pending(path, changed)
+    assert (chosen.postgres_password, old) == ("Changed-Pass-456", first.postgres_password)
+    assert secret_store.read_secrets(path)["postgres_password"] == first.postgres_password
+    assert secret_store.pending(path, settings(tmp_path))[1] is None
+
+
+def test_connection_urls_escape_what_urls_reserve():
+    from exapg.postgres.conn import Dsn
+
+    dsn = Dsn("127.0.0.1", 5432, "exadb", "post@gres", "p@ss/w:rd%")
+    assert dsn.url(hide_password=False) == "postgresql://post%40gres:p%40ss%2Fw%3Ard%25@127.0.0.1:5432/exadb"
+    import psycopg.conninfo
+
+    assert psycopg.conninfo.conninfo_to_dict(dsn.url(hide_password=False))["password"] == "p@ss/w:rd%"
+
+
 def test_pgpass_escapes():
     s = secret_store.Secrets("a:b\\c", "r", "k", "adm")
     line = secret_store.pgpass(s, "postgres").splitlines()[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import quote
 
 import psycopg
 from psycopg import sql
@@ -34,8 +35,9 @@ class Dsn:
         }
 
     def url(self, *, hide_password: bool = True) -> str:
-        password = "****" if hide_password else self.password
-        return f"postgresql://{self.user}:{password}@{self.host}:{self.port}/{self.dbname}"
+        password = "****" if hide_password else quote(self.password, safe="")
+        user, dbname = quote(self.user, safe=""), quote(self.dbname, safe="")
+        return f"postgresql://{user}:{password}@{self.host}:{self.port}/{dbname}"
 
 
 def connect(

@@ -123,7 +123,7 @@ class LocalRuntime:
         stored = secret_store.read_secrets(self.secrets_path)
         if stored is None:
             raise ExaPGError(f"no secrets in {self.root}: run 'exapg up' first")
-        return secret_store.load_or_create(self.secrets_path, self.settings, self.user)
+        return secret_store.load_or_create(self.secrets_path, self.settings, self.user, apply_given=False)
 
     def dsn(self, node: str = "coordinator", *, pooled: bool = False) -> Dsn:
         port = self.settings.pgbouncer_port if pooled else self.topology.node(node).port
@@ -150,22 +150,31 @@ class LocalRuntime:
         self._preflight(desired)
         self._prepare_dirs()
         with state_file.locked(self.root / ".lock"):
-            state_file.save(self.state_path, desired, self.user)
+            retiring = self._retiring(previous, topology)
+            # Until the nodes that go are gone, the state keeps them: a failed drain or an
+            # interrupted up leaves them known to status, stop and the next attempt.
+            if not retiring:
+                state_file.save(self.state_path, desired, self.user)
             self.__dict__.pop("secrets", None)
-            secrets = secret_store.load_or_create(self.secrets_path, self.settings, self.user)
+            secrets, old_password = secret_store.pending(self.secrets_path, self.settings)
+            if old_password is None:
+                secret_store.save(self.secrets_path, secrets, self.user)
             self.user.write_file(self.passfile, secret_store.pgpass(secrets, self.settings.postgres_user))
             self.user.write_file(self.password_file, secrets.postgres_password, 0o600)
             actions: list[str] = []
             coordinator = topology.coordinator
-            actions += self._ensure_node(coordinator, topology, secrets)
+            actions += self._ensure_node(coordinator, topology, secrets, old_password)
             actions += self._bootstrap(coordinator, topology, secrets)
-            if previous is not None:
-                actions += self._remove_workers(previous, topology, secrets)
+            if retiring:
+                actions += self._retire(retiring, topology, secrets)
+                state_file.save(self.state_path, desired, self.user)
             for node in topology.nodes[1:]:
-                actions += self._ensure_node(node, topology, secrets)
+                actions += self._ensure_node(node, topology, secrets, old_password)
+            if old_password is not None:
+                secret_store.save(self.secrets_path, secrets, self.user)
             if topology.mode == Mode.CLUSTER:
                 actions += self._ensure_citus(topology, secrets)
-            actions += self._ensure_programs(topology, secrets)
+            actions += self._ensure_programs(topology, secrets, restart=old_password is not None)
         return actions
 
     def _desired_state(
@@ -223,7 +232,9 @@ class LocalRuntime:
             ) from None
 
     # -- PostgreSQL nodes ----------------------------------------------------------------------
-    def _ensure_node(self, node: Node, topology: Topology, secrets: Secrets) -> list[str]:
+    def _ensure_node(
+        self, node: Node, topology: Topology, secrets: Secrets, old_password: str | None = None
+    ) -> list[str]:
         server = self.server(node)
         actions = []
         if not server.initialized:
@@ -235,12 +246,50 @@ class LocalRuntime:
             if changed:
                 self._reload(server)
                 actions.append(f"{node.name}: configuration reloaded{self._pending_restart(node, secrets)}")
-            return actions
-        self._check_port(node.port, node.name)
-        self.progress(f"{node.name}: starting on port {node.port}")
-        server.start(self.settings.start_timeout)
-        server.wait_ready(self.settings.start_timeout)
-        return [*actions, f"{node.name}: started on port {node.port}"]
+        else:
+            self._check_port(node.port, node.name)
+            self.progress(f"{node.name}: starting on port {node.port}")
+            server.start(self.settings.start_timeout)
+            server.wait_ready(self.settings.start_timeout)
+            actions.append(f"{node.name}: started on port {node.port}")
+        if old_password is not None and not node.is_standby:
+            actions += self._change_password(node, secrets, old_password)
+        if node.is_standby:
+            self._wait_streaming(node, secrets)
+        return actions
+
+    def _receiver_status(self, node: Node, secrets: Secrets) -> str:
+        """The standby's WAL receiver: 'streaming' when it follows its primary."""
+        try:
+            with connect(self._admin_dsn(node, secrets), statement_timeout_ms=5000) as conn:
+                row = conn.execute("SELECT status FROM pg_stat_wal_receiver").fetchone()
+        except (ExaPGError, psycopg.Error):
+            return "unknown"
+        return str(row[0]) if row else "stopped"
+
+    def _wait_streaming(self, node: Node, secrets: Secrets) -> None:
+        deadline = time.monotonic() + self.settings.start_timeout
+        while (status := self._receiver_status(node, secrets)) != "streaming":
+            if time.monotonic() > deadline:
+                raise OperationTimeoutError(
+                    f"{node.name} runs but does not stream from {node.primary} (WAL receiver: {status}) "
+                    f"after {self.settings.start_timeout:.0f}s: see {self.log_dir / (node.name + '.log')}"
+                )
+            time.sleep(0.1)
+
+    def _change_password(self, node: Node, secrets: Secrets, old_password: str) -> list[str]:
+        """POSTGRES_PASSWORD changed since the last up: set it on the node with the old one
+        (a node that already takes the new one, after an interrupted up, is left alone)."""
+        dsn = self._admin_dsn(node, secrets)
+        try:
+            connect(dsn).close()
+            return []
+        except ExaPGError:
+            pass
+        with connect(replace(dsn, password=old_password)) as conn:
+            conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                sql.Identifier(self.settings.postgres_user), sql.Literal(secrets.postgres_password)))
+        return [f"{node.name}: password of {self.settings.postgres_user} changed (POSTGRES_PASSWORD)"]
 
     def _create(self, node: Node, server: PostgresServer, topology: Topology, secrets: Secrets) -> None:
         if not node.is_standby:
@@ -371,25 +420,38 @@ class LocalRuntime:
                     actions.append(f"{worker.name}: registered with the coordinator")
         return actions
 
-    def _remove_workers(self, previous: StackState, topology: Topology, secrets: Secrets) -> list[str]:
-        """Scale in: drain each worker beyond the new count, remove it, stop it, set its data aside."""
-        if previous.mode != Mode.CLUSTER:
+    def _retiring(self, previous: StackState | None, topology: Topology) -> list[Node]:
+        """Nodes of the previous topology that the new one no longer has (last worker first)."""
+        if previous is None:
             return []
         old = Topology.build(self.settings, previous.mode, previous.workers, previous.standby)
-        keep = {w.name for w in topology.workers}
+        keep = {node.name for node in topology.nodes}
+        return [node for node in reversed(old.nodes[1:]) if node.name not in keep]
+
+    def _retire(self, nodes: list[Node], topology: Topology, secrets: Secrets) -> list[str]:
+        """Scale in: drain a worker off Citus first (refusing rather than losing a shard),
+        drop a standby's slot; then stop the node and set its data directory aside."""
         actions = []
-        for worker in reversed(old.workers):
-            if worker.name in keep:
-                continue
-            self.progress(f"{worker.name}: draining its shards to the other workers")
-            with connect(self.dsn_for(topology.coordinator, secrets), statement_timeout_ms=0) as conn:
-                citus.remove_worker(conn, "127.0.0.1", worker.port)
-            self.server(worker).stop(timeout=self.settings.start_timeout)
-            aside = worker.datadir.with_name(f".removed-{worker.name}-{int(time.time())}")
-            if worker.datadir.exists():
-                os.replace(worker.datadir, aside)
-            actions.append(f"{worker.name}: drained, removed and stopped (data kept in {aside})")
+        for node in nodes:
+            if not node.is_standby:
+                self.progress(f"{node.name}: draining its shards to the other workers")
+                with connect(self.dsn_for(topology.coordinator, secrets), statement_timeout_ms=0) as conn:
+                    citus.remove_worker(conn, "127.0.0.1", node.port)
+            self.server(node).stop(timeout=self.settings.start_timeout)
+            if node.is_standby:
+                self._drop_slot(topology.coordinator, node, secrets)
+            aside = node.datadir.with_name(f".removed-{node.name}-{int(time.time())}")
+            if node.datadir.exists():
+                os.replace(node.datadir, aside)
+            verb = "stopped" if node.is_standby else "drained, removed and stopped"
+            actions.append(f"{node.name}: {verb} (data kept in {aside})")
         return actions
+
+    def _drop_slot(self, primary: Node, standby: Node, secrets: Secrets) -> None:
+        """Once the standby is stopped its slot is inactive: drop it, or it keeps WAL for ever."""
+        with connect(self.dsn_for(primary, secrets)) as conn:
+            conn.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                         "WHERE slot_name = %s", (standby.slot,))
 
     def rebalance(self, wait: bool = True) -> list[str]:
         """Start Citus's background rebalance and (by default) follow it to the end."""
@@ -458,7 +520,7 @@ class LocalRuntime:
             socket_dir=self.run_dir,
         ))
 
-    def _ensure_programs(self, topology: Topology, secrets: Secrets) -> list[str]:
+    def _ensure_programs(self, topology: Topology, secrets: Secrets, restart: bool = False) -> list[str]:
         self._write_pgbouncer_files(topology, secrets)
         programs = self.programs(topology, write_files=True)
         identifier = f"exapg-{self.settings.compose_project_name}"
@@ -474,6 +536,9 @@ class LocalRuntime:
             self.progress("starting the process supervisor")
             self.supervisor.start()
             actions += [f"{p.name}: started" + (f" on port {p.port}" if p.port else "") for p in programs]
+        elif restart:
+            self.supervisor.apply()
+            actions += [f"{name}: restarted with the new password" for name in self.supervisor.restart_all()]
         elif changed:
             actions += [f"{name}: (re)started with new configuration" for name in self.supervisor.apply()]
         for name, info in self.supervisor.processes().items():
@@ -571,10 +636,12 @@ class LocalRuntime:
         ready = server.isready(timeout=2)
         state = ServiceState.RUNNING if pid.status in ("ready", "standby") else ServiceState.STARTING
         detail = f"hot standby of {node.primary}" if node.is_standby else "primary"
-        if ready != PgIsReady.ACCEPTING:
+        healthy = ready == PgIsReady.ACCEPTING
+        if not healthy:
             detail = f"pg_isready: {ready.name.lower().replace('_', ' ')}"
-        return ServiceStatus(node.name, node.role, node.port, pid.pid, state,
-                             ready == PgIsReady.ACCEPTING, detail)
+        elif node.is_standby and (receiver := self._receiver_status(node, self.secrets)) != "streaming":
+            healthy, detail = False, f"not streaming from {node.primary} (WAL receiver: {receiver})"
+        return ServiceStatus(node.name, node.role, node.port, pid.pid, state, healthy, detail)
 
     def _program_status(self, program: Program, info: ProcessInfo | None) -> ServiceStatus:
         if info is None:

@@ -159,6 +159,13 @@ class Supervisor:
             proxy.supervisor.addProcessGroup(name)
         return [*added, *changed]
 
+    def restart_all(self) -> list[str]:
+        """Stop and start every program (they read a changed password file only at start)."""
+        proxy = self._proxy()
+        proxy.supervisor.stopAllProcesses(True)
+        proxy.supervisor.startAllProcesses(False)
+        return [info["name"] for info in proxy.supervisor.getAllProcessInfo()]
+
     @staticmethod
     def _stop_group(proxy: xmlrpc.client.ServerProxy, name: str) -> None:
         with contextlib.suppress(xmlrpc.client.Fault):  # already stopped
