@@ -14,8 +14,12 @@ MODE ?= ha
 PYTEST_ARGS ?=
 
 # Debian packages the local stack and the tests use.
+# python3-psycopg: the worker image's registration runs on Debian's Python, and so do its
+# tests; nginx-light serves the front-end image's configuration in tests.
 APT_PACKAGES := postgresql-15 pgbouncer prometheus prometheus-postgres-exporter \
-	docker-compose chromium python3-venv ca-certificates
+	docker-compose chromium python3-venv python3-psycopg nginx-light ca-certificates
+# The front end's build (Vite 7) needs Node.js 20.19 or newer; Debian 12's own is 18.
+NODE_MIN := 20.19
 
 .PHONY: up test setup system venv frontend lint bench down clean help
 
@@ -71,6 +75,9 @@ frontend: $(if $(wildcard frontend/package.json),$(STAMPS)/frontend)
 
 $(STAMPS)/frontend: $(FRONTEND_SOURCES)
 	@mkdir -p $(STAMPS)
+	@found=$$(node -p process.versions.node 2>/dev/null); \
+	[ -n "$$found" ] && [ "$$(printf '%s\n' $(NODE_MIN) "$$found" | sort -V | head -n1)" = "$(NODE_MIN)" ] || \
+		{ echo "error: Node.js $(NODE_MIN) or newer with npm is needed to build the management UI (found: $${found:-none}); install it from nodejs.org or NodeSource"; exit 4; }
 	cd frontend && npm ci --no-audit --no-fund --loglevel=error && npm run build
 	@touch $@
 
