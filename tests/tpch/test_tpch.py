@@ -114,6 +114,16 @@ def test_no_stack_running_is_a_clear_error():
         assert "exapg up" in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
+def test_a_stopped_stack_is_a_clear_error(make_stack):
+    stack = make_stack("standalone")
+    assert stack.cli("stop").returncode == 0
+    for args in (["sample", "tpch", "--sf", "0.01"], ["bench", "tpch"], ["bench", "pgbench"]):
+        result = stack.cli(*args)
+        assert result.returncode == 1, result.stderr
+        assert "is not running: start it with 'exapg up'" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+
+
 def test_an_interrupted_load_leaves_nothing_trusted(ha_stack, loaded):
     """Killed in the middle of COPY: the previous complete load is still what is used."""
     process = subprocess.Popen([*EXAPG, "sample", "tpch", "--sf", "0.1"], env=ha_stack_env(ha_stack),

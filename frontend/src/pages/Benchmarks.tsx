@@ -40,7 +40,7 @@ export function Benchmarks() {
               {run.results.map((r) => (
                 <tr key={r.query}>
                   <td>Q{r.query}</td>
-                  <td><Badge ok={r.status === "ok" ? true : r.status === "unchecked" ? null : false}>{r.status}</Badge></td>
+                  <td><Badge ok={r.status === "ok" ? true : r.status === "unchecked" || r.status === "unsupported" ? null : false}>{r.status}</Badge></td>
                   <td>{ms(r.median)}</td>
                   <td className="bar-cell"><span className="bar" style={{ width: `${((r.median ?? 0) / longest) * 100}%` }} /></td>
                   <td className="muted small">{r.detail}</td>

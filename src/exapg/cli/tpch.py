@@ -25,6 +25,10 @@ bench_app = typer.Typer(help="Benchmarks against the running stack.", no_args_is
 def _running(ctx: typer.Context) -> LocalRuntime:
     runtime = _runtime(ctx)
     runtime.require_state()
+    coordinator = runtime.topology.coordinator
+    if runtime.server(coordinator).pidfile() is None:
+        raise ExaPGError(f"the coordinator of stack '{runtime.settings.compose_project_name}' is not running: "
+                         "start it with 'exapg up'")
     return runtime
 
 
@@ -95,9 +99,12 @@ def bench_tpch(
     else:
         gm = f"{outcome.geometric_mean * 1000:.1f} ms" if outcome.geometric_mean else "n/a"
         check = "answers checked" if outcome.checked else "no reference answers at this scale factor: unchecked"
+        skipped = [f"Q{r.query}" for r in outcome.results if r.status == "unsupported"]
+        if skipped:
+            gm += f" over {len(outcome.results) - len(skipped)} queries ({', '.join(skipped)}: not plannable by Citus)"
         info(f"SF {outcome.scale_factor:g}: geometric mean {gm}; {check}; results in {path}, chart {chart}")
     if not outcome.passed:
-        failed = [f"Q{r.query} {r.status}" for r in outcome.results if r.status not in ("ok", "unchecked")]
+        failed = [f"Q{r.query} {r.status}" for r in outcome.results if r.status not in tpch_run.PASSING]
         raise ExaPGError(f"{len(failed)} TPC-H quer{'y' if len(failed) == 1 else 'ies'} failed: {', '.join(failed)}")
 
 

@@ -10,6 +10,7 @@ only a `tpch_load` schema that nothing trusts and the next load drops.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -139,7 +140,18 @@ def load(
     for table in TABLES:
         conn.execute(sql.SQL("VACUUM (FREEZE, ANALYZE) {}.{}").format(ident(STAGING), ident(table)))
     seconds["analyze"] = time.perf_counter() - started
-    return publish(conn, scale_factor, rows, columnar, citus, seconds)
+    data = publish(conn, scale_factor, rows, columnar, citus, seconds)
+    say("writing the loaded data out (CHECKPOINT)")
+    checkpoint(conn)
+    return data
+
+
+def checkpoint(conn: psycopg.Connection) -> None:
+    """Write the load's dirty buffers now: otherwise the checkpointer spreads gigabytes of
+    writes over the next minutes (checkpoint_completion_target), under the first queries."""
+    # neither superuser nor pg_checkpoint: the checkpointer will get there on its own
+    with contextlib.suppress(psycopg.errors.InsufficientPrivilege):
+        conn.execute("CHECKPOINT")
 
 
 def distribute(conn: psycopg.Connection) -> None:
