@@ -125,8 +125,11 @@ def status() -> dict[str, object] | None:
 
 
 def log(message: str) -> None:
-    host, port = worker_address()
-    print(f"exapg-worker[{host}:{port}]: {message}", file=sys.stderr, flush=True)
+    try:
+        name = "{}:{}".format(*worker_address())
+    except ExaPGError:  # the address itself is misconfigured: the message says so
+        name = os.environ.get("CITUS_NODE_NAME") or socket.gethostname()
+    print(f"exapg-worker[{name}]: {message}", file=sys.stderr, flush=True)
 
 
 def one_line(exc: BaseException) -> str:
