@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 import threading
@@ -32,6 +33,7 @@ SCHEMA = "tpch"
 STAGING = "tpch_load"
 MARKER = "exapg_tpch_load"
 CHUNK = 1 << 20
+SF_PER_STEP = 1.0  # the DuckDB memory of one part: that of SF 1
 MAX_SCALE = 1000.0
 
 # Rows per table at scale factor 1 (region and nation do not scale).
@@ -108,17 +110,21 @@ def load(
         say("distributing the tables (Citus)")
         distribute(conn)
 
-    say(f"generating TPC-H data at scale factor {scale_factor:g} (DuckDB dbgen)")
+    steps = generation_steps(scale_factor)
     source = duck.connect()
-    seconds: dict[str, float] = {}
-    rows: dict[str, int] = {}
+    seconds: dict[str, float] = dict.fromkeys(TABLES, 0.0)
+    rows: dict[str, int] = dict.fromkeys(TABLES, 0)
     try:
-        source.execute("CALL dbgen(sf = ?)", [scale_factor])
         with tempfile.TemporaryDirectory(prefix="exapg-tpch-") as pipes:
-            for table in TABLES:
-                started = time.perf_counter()
-                rows[table] = copy_table(conn, source, table, Path(pipes), scale_factor, progress)
-                seconds[table] = time.perf_counter() - started
+            for step in range(steps):
+                part = f" (part {step + 1} of {steps})" if steps > 1 else ""
+                say(f"generating TPC-H data at scale factor {scale_factor:g}{part} (DuckDB dbgen)")
+                generate(source, scale_factor, steps, step)
+                for table in TABLES:
+                    started = time.perf_counter()
+                    rows[table] += copy_table(conn, source, table, Path(pipes), scale_factor, progress, rows[table])
+                    seconds[table] += time.perf_counter() - started
+                    source.execute(f"DROP TABLE {table}")  # our own constant names; frees the part
     finally:
         source.close()
 
@@ -165,9 +171,23 @@ def distribute(conn: psycopg.Connection) -> None:
                          (name, placement.column, colocate))
 
 
+def generation_steps(scale_factor: float) -> int:
+    """dbgen holds what it generates in memory: above SF_PER_STEP it makes the data in parts
+    (dbgen's children/step: the same rows, region and nation in the first part only)."""
+    return max(1, math.ceil(scale_factor / SF_PER_STEP - 1e-9))
+
+
+def generate(source: Any, scale_factor: float, steps: int, step: int) -> None:
+    if steps == 1:
+        source.execute("CALL dbgen(sf = ?)", [scale_factor])
+    else:
+        source.execute("CALL dbgen(sf = ?, children = ?, step = ?)", [scale_factor, steps, step])
+
+
 def copy_table(conn: psycopg.Connection, source: Any, table: str, pipes: Path, scale_factor: float,
-               progress: Progress | None) -> int:
-    """Stream one table from DuckDB to PostgreSQL through a named pipe; returns its rows."""
+               progress: Progress | None, before: int = 0) -> int:
+    """Stream one table from DuckDB to PostgreSQL through a named pipe; returns its rows
+    (`before`: rows of earlier parts, for the progress bar)."""
     fifo = pipes / f"{table}.csv"
     os.mkfifo(fifo, 0o600)
     failure: list[BaseException] = []
@@ -192,7 +212,7 @@ def copy_table(conn: psycopg.Connection, source: Any, table: str, pipes: Path, s
                 copy.write(chunk)
                 done += chunk.count(b"\n")
                 if progress:
-                    progress(table, done, expected)
+                    progress(table, before + done, expected)
     finally:
         writer.join(timeout=30)
         cursor.close()

@@ -1,0 +1,37 @@
+"""Generating TPC-H in parts (bounded memory at large scale factors) gives the same rows."""
+
+from __future__ import annotations
+
+import pytest
+
+from exapg.tpch import load
+from exapg.tpch.schema import TABLES
+
+duck = pytest.importorskip("exapg.tpch.duck")
+pytest.importorskip("duckdb_extension_tpch", reason="the tpch extra is not installed (pip install '.[tpch]')")
+
+
+def test_parts_above_one_scale_factor_each():
+    assert [load.generation_steps(sf) for sf in (0.01, 1, 1.5, 10, 100)] == [1, 1, 2, 10, 100]
+
+
+def signatures(con) -> dict[str, tuple[int, int]]:
+    return {t: con.execute(f"SELECT count(*), coalesce(sum(hash(x)::hugeint), 0) FROM {t} AS x").fetchone()
+            for t in TABLES}
+
+
+def test_the_parts_add_up_to_the_whole():
+    whole = duck.connect(1)
+    load.generate(whole, 0.01, 1, 0)
+    expected = signatures(whole)
+    whole.close()
+    parts = duck.connect(1)
+    total = dict.fromkeys(TABLES, (0, 0))
+    for step in range(3):
+        load.generate(parts, 0.01, 3, step)
+        for table, (rows, digest) in signatures(parts).items():
+            total[table] = (total[table][0] + rows, total[table][1] + digest)
+            parts.execute(f"DROP TABLE {table}")
+    parts.close()
+    assert total == expected
+    assert expected["lineitem"][0] == 60_175 and expected["nation"][0] == 25
