@@ -17,10 +17,11 @@ def test_tuning_scales_with_memory_and_cores():
     assert mb(small["effective_cache_size"]) == int(1.5 * GiB)
     assert mb(small["work_mem"]) < mb(big["work_mem"])
     assert mb(big["maintenance_work_mem"]) == 2 * GiB  # clamped
-    assert mb(conf.analytics_tuning(Resources(24 * GiB, 2))["work_mem"]) == 256 * MiB  # capped
+    assert mb(conf.analytics_tuning(Resources(24 * GiB, 2))["work_mem"]) == 128 * MiB  # capped
     assert small["max_parallel_workers"] == "2" and big["max_parallel_workers"] == "16"
     assert int(big["max_worker_processes"]) >= int(big["max_parallel_workers"])
     assert small["jit"] == "on"
+    assert small["max_parallel_workers_per_gather"] == "1" and big["max_parallel_workers_per_gather"] == "8"
 
 
 def test_tuning_has_floors_on_tiny_machines():

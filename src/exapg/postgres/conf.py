@@ -59,17 +59,24 @@ def _clamp(value: float, low: float, high: float) -> float:
     return max(low, min(high, value))
 
 
-WORK_MEM_MAX = 256 * MiB
+WORK_MEM_MAX = 128 * MiB
 
 
 def analytics_tuning(res: Resources, max_connections: int = 100) -> dict[str, str]:
     """Settings for large scans, joins and aggregates rather than many small transactions.
 
-    Memory: a quarter for shared buffers, three quarters assumed cached by the OS; work_mem
-    sized so that a few concurrent parallel queries (pgBouncer caps them) fit in a quarter,
-    and never above 256 MB: with more, the planner trades parallel, batched hash joins for
-    single in-memory ones that run slower (TPC-H SF 1 on 2 cores, bench/tpch/results.md:
-    Q3 0.83 s -> 0.47 s and Q7 1.19 s -> 0.58 s going from 768 MB to 256 MB).
+    Measured on TPC-H SF 1 on 2 cores (bench/tpch/results.md):
+    - a quarter of memory for shared buffers, three quarters assumed cached by the OS;
+    - work_mem sized so that a few concurrent parallel queries (pgBouncer caps them) fit in a
+      quarter, and never above 128 MB: with more, the planner trades parallel or sorted plans
+      for single in-memory hash aggregates that spill anyway (Q18 3.9 s at 256 MB, 2.0 s at
+      128 MB; Q3 and Q7 lost half their speed at 768 MB);
+    - parallel workers per query: half the cores (at least one), as for a warehouse: with one
+      worker per core the leader and its workers fight over the cores (2 cores: Q7 1.24 s ->
+      0.72 s with one worker instead of two);
+    - random_page_cost 2, not the SSD habit of 1.1: the data is in memory, but an index probe
+      per outer row still costs CPU, and 1.1 makes the planner pick nested loops over hash
+      joins on analytic joins (Q3 0.68 s -> 0.42 s).
     """
     mem, cpus = res.memory, res.cpus
     concurrent_sorts = 4 * max(2, cpus)
@@ -82,14 +89,14 @@ def analytics_tuning(res: Resources, max_connections: int = 100) -> dict[str, st
         "hash_mem_multiplier": "2.0",
         "max_worker_processes": str(max(8, cpus * 2 + 4)),
         "max_parallel_workers": str(cpus),
-        "max_parallel_workers_per_gather": str(max(1, cpus)),
+        "max_parallel_workers_per_gather": str(max(1, cpus // 2)),
         "max_parallel_maintenance_workers": str(max(1, cpus // 2)),
         "parallel_leader_participation": "on",
         "jit": "on",
         "jit_above_cost": "500000",
         "jit_inline_above_cost": "2500000",
         "jit_optimize_above_cost": "2500000",
-        "random_page_cost": "1.1",
+        "random_page_cost": "2",
         "effective_io_concurrency": "200",
         "default_statistics_target": "500",
         "checkpoint_timeout": "15min",

@@ -1,0 +1,338 @@
+"""TPC-H side by side: ExaPG's local stack against a stock PostgreSQL 15, and DuckDB.
+
+Same binaries, same data (both loaded by `exapg.tpch.load`: same tables, keys and
+indexes), same queries, answers checked on both sides. The stock server is `initdb`
+with its defaults. After the load both servers are restarted and every query runs once
+untimed on each. Queries then alternate between the two servers (one query on one, then
+on the other), `--repeat` times each; the median is kept. Then each analytic setting of
+ExaPG is set back to the stock value in its own ExaPG session, run side by side with a
+session of ExaPG's configuration: what that setting buys; and ExaPG is restarted with
+the stock shared_buffers and compared with stock again. Also recorded: COPY against multi-row
+INSERT batches, DuckDB on the same data, and pgBouncer against direct connections with
+short-lived clients (pgbench -C).
+
+    .venv/bin/python bench/tpch/run.py [--sf 1] [--repeat 3] [--clients 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent.parent))
+
+import psycopg  # noqa: E402
+from psycopg import sql  # noqa: E402
+
+from exapg.postgres.binaries import find_binaries  # noqa: E402
+from exapg.proc import ServiceUser, run  # noqa: E402
+from exapg.tpch import duck  # noqa: E402
+from exapg.tpch.check import compare  # noqa: E402
+from exapg.tpch.load import load  # noqa: E402
+from exapg.tpch.run import geometric_mean  # noqa: E402
+from tests.conftest import free_port, new_state_dir, run_cli, stack_environment  # noqa: E402
+
+TIMEOUT_MS = 300_000
+# Settings an ExaPG session can set back to the stock value (shared_buffers cannot:
+# whatever the ablations do not explain is shared_buffers and the rest of the file).
+ABLATIONS = {
+    "work_mem": ("work_mem",),
+    "parallel workers per query": ("max_parallel_workers_per_gather",),
+    "random_page_cost": ("random_page_cost",),
+    "effective_cache_size": ("effective_cache_size",),
+    "jit thresholds": ("jit_above_cost", "jit_inline_above_cost", "jit_optimize_above_cost"),
+}
+
+
+def check(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
+    if result.returncode != 0:
+        raise SystemExit(f"exapg failed: {result.stderr.strip()}")
+    return result
+
+
+class StockServer:
+    """initdb defaults (the same encoding and locale as ExaPG's nodes, UTF8 and C.UTF-8, so
+    text compares alike; no data checksums, which ExaPG pays for), trust on its own socket
+    and 127.0.0.1 only: a throwaway peer."""
+
+    def __init__(self) -> None:
+        self.root = new_state_dir()
+        self.user = ServiceUser.resolve("postgres")
+        self.user.make_dir(self.root, 0o700)
+        self.bins = find_binaries()
+        self.port = free_port()
+        self.datadir = self.root / "data"
+
+    def start(self) -> None:
+        run([str(self.bins("initdb")), "-D", str(self.datadir), "-U", "postgres", "--auth=trust",
+             "--encoding=UTF8", "--locale=C.UTF-8"],
+            timeout=120, user=self.user)
+        run([str(self.bins("pg_ctl")), "start", "-D", str(self.datadir), "-w", "-l", str(self.root / "log"),
+             "-o", f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"], timeout=120, user=self.user)
+
+    def restart(self) -> None:
+        run([str(self.bins("pg_ctl")), "restart", "-D", str(self.datadir), "-w", "-m", "fast", "-l",
+             str(self.root / "log"), "-o", f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"],
+            timeout=300, user=self.user)
+
+    def connect(self) -> psycopg.Connection:
+        return psycopg.connect(host="127.0.0.1", port=self.port, user="postgres", dbname="postgres", autocommit=True)
+
+    def stop(self) -> None:
+        try:
+            run([str(self.bins("pg_ctl")), "stop", "-D", str(self.datadir), "-m", "fast", "-w"],
+                timeout=120, user=self.user)
+        except Exception as exc:
+            print(f"stopping the stock server: {exc}")
+        subprocess.run(["rm", "-rf", str(self.root.parent)], check=False)
+
+
+def prepare(conn: psycopg.Connection) -> None:
+    conn.execute("SET search_path = tpch")
+    conn.execute(f"SET statement_timeout = {TIMEOUT_MS}")
+
+
+def timed_query(conn: psycopg.Connection, text: str) -> tuple[float | None, list[tuple]]:
+    started = time.perf_counter()
+    try:
+        rows = conn.execute(text).fetchall()
+    except psycopg.errors.QueryCanceled:
+        return None, []
+    return time.perf_counter() - started, rows
+
+
+def suite(conns: dict[str, psycopg.Connection], texts: dict[int, str], sf: float, repeat: int,
+          log: str = "") -> dict[str, dict[int, float | None]]:
+    """Median seconds per query and connection; None for a timeout; raises on a wrong answer."""
+    medians: dict[str, dict[int, float | None]] = {name: {} for name in conns}
+    for number, text in texts.items():
+        samples: dict[str, list[float]] = {name: [] for name in conns}
+        for attempt in range(repeat):
+            for name, conn in conns.items():
+                if samples[name] is None:
+                    continue
+                seconds, rows = timed_query(conn, text)
+                if seconds is None:
+                    samples[name] = None  # type: ignore[assignment]
+                    continue
+                if attempt == 0 and duck.has_answers(sf):
+                    verdict = compare(rows, duck.answer(sf, number) or "")
+                    if not verdict.ok:
+                        raise SystemExit(f"{name} Q{number}: wrong answer: {verdict.detail}")
+                samples[name].append(seconds)
+        for name in conns:
+            medians[name][number] = statistics.median(samples[name]) if samples[name] else None
+        print(f"{log}Q{number:<2} " + "  ".join(
+            f"{n}={'timeout' if medians[n][number] is None else f'{medians[n][number]:.3f}s'}" for n in conns),
+            flush=True)
+    return medians
+
+
+def gm(values: dict[int, float | None]) -> float | None:
+    if any(v is None for v in values.values()):
+        return None
+    return geometric_mean([v for v in values.values() if v is not None])
+
+
+def duckdb_suite(sf: float, texts: dict[int, str], repeat: int) -> dict[int, float]:
+    con = duck.connect(threads=os.cpu_count())
+    con.execute("CALL dbgen(sf = ?)", [sf])
+    out = {}
+    for number, text in texts.items():
+        times = []
+        for _ in range(repeat):
+            started = time.perf_counter()
+            con.execute(text).fetchall()
+            times.append(time.perf_counter() - started)
+        out[number] = statistics.median(times)
+    con.close()
+    return out
+
+
+def insert_against_copy(conn: psycopg.Connection, rows_wanted: int = 200_000, batch: int = 1000) -> dict:
+    """The same lineitem rows loaded with COPY and with multi-row INSERT batches."""
+    columns = [r[0] for r in conn.execute(
+        "SELECT attname FROM pg_attribute WHERE attrelid = 'tpch.lineitem'::regclass AND attnum > 0 "
+        "AND NOT attisdropped ORDER BY attnum").fetchall()]
+    data = conn.execute(f"SELECT * FROM tpch.lineitem LIMIT {rows_wanted}").fetchall()
+    result = {}
+    for method in ("copy", "insert"):
+        conn.execute("DROP TABLE IF EXISTS public.bench_lineitem")
+        conn.execute("CREATE TABLE public.bench_lineitem (LIKE tpch.lineitem)")
+        started = time.perf_counter()
+        with conn.transaction():
+            if method == "copy":
+                target = f"COPY public.bench_lineitem ({', '.join(columns)}) FROM STDIN"
+                with conn.cursor() as cur, cur.copy(target) as cp:
+                    for row in data:
+                        cp.write_row(row)
+            else:
+                placeholders = "(" + ", ".join(["%s"] * len(columns)) + ")"
+                with conn.cursor() as cur:
+                    for start in range(0, len(data), batch):
+                        chunk = data[start:start + batch]
+                        statement = f"INSERT INTO public.bench_lineitem VALUES {', '.join([placeholders] * len(chunk))}"
+                        cur.execute(statement, [v for row in chunk for v in row])
+        seconds = time.perf_counter() - started
+        result[method] = {"rows": len(data), "seconds": seconds, "rows_per_second": len(data) / seconds}
+    conn.execute("DROP TABLE public.bench_lineitem")
+    result["batch_rows"] = batch
+    result["copy_over_insert"] = result["copy"]["rows_per_second"] / result["insert"]["rows_per_second"]
+    return result
+
+
+def pgbouncer_against_direct(env: dict[str, str], clients: int, seconds: int, runs: int) -> dict:
+    samples: dict[str, list[float]] = {"pgbouncer": [], "direct": []}
+    failures: dict[str, list[int]] = {"pgbouncer": [], "direct": []}
+    errors: dict[str, str | None] = {"pgbouncer": None, "direct": None}
+    for _ in range(runs):
+        out = check(run_cli("bench", "pgbench", "--clients", str(clients), "--time", str(seconds), "--connect",
+                            "--json", env=env, timeout=seconds * 4 + 300))
+        for row in json.loads(out.stdout):
+            samples[row["target"]].append(row["tps"] or 0.0)
+            failures[row["target"]].append(row["failed"])
+            errors[row["target"]] = errors[row["target"]] or row["first_error"]
+    med = {k: statistics.median(v) for k, v in samples.items()}
+    return {"clients": clients, "seconds": seconds, "runs": runs, "connect_per_transaction": True,
+            "max_client_conn": int(env["MAX_CLIENT_CONN"]), "default_pool_size": 20,
+            "median_tps": med, "samples_tps": samples, "failed_transactions": failures, "first_error": errors,
+            "pgbouncer_over_direct": med["pgbouncer"] / med["direct"] if med["direct"] else None}
+
+
+def ablations(exapg_conn: psycopg.Connection, stock_conn: psycopg.Connection, url: str,
+              texts: dict[int, str], args: argparse.Namespace) -> dict[str, dict]:
+    """One ExaPG session per group of settings set back to the stock value, all run side by side
+    with a session of ExaPG's own configuration, query by query, as the main comparison."""
+    names = [s for group in ABLATIONS.values() for s in group]
+    stock_values = dict(stock_conn.execute(
+        "SELECT name, current_setting(name) FROM pg_settings WHERE name = ANY(%s)", (names,)).fetchall())
+    conns = {"exapg": exapg_conn}
+    for label, settings in ABLATIONS.items():
+        conn = psycopg.connect(url, autocommit=True)
+        prepare(conn)
+        for setting in settings:
+            conn.execute("SELECT set_config(%s, %s, false)", (setting, stock_values[setting]))
+        conns[label] = conn
+    medians = suite(conns, texts, args.sf, args.repeat, log="[ablations] ")
+    for conn in list(conns.values())[1:]:
+        conn.close()
+    base = gm(medians["exapg"])
+    return {label: {"stock_values": {s: stock_values[s] for s in settings}, "geometric_mean": gm(medians[label]),
+                    "exapg_geometric_mean": base, "queries": medians[label]}
+            for label, settings in ABLATIONS.items()}
+
+
+def without_shared_buffers(env: dict[str, str], exapg_conn: psycopg.Connection, stock_conn: psycopg.Connection,
+                           texts: dict[int, str], args: argparse.Namespace) -> dict:
+    """shared_buffers needs a restart: ExaPG restarted with the stock value, against stock."""
+    stock_value = stock_conn.execute("SHOW shared_buffers").fetchone()[0]
+    exapg_conn.execute("SELECT set_config('statement_timeout', '0', false)")
+    exapg_conn.execute(sql.SQL("ALTER SYSTEM SET shared_buffers = {}").format(sql.Literal(stock_value)))
+    exapg_conn.close()
+    check(run_cli("restart", env=env, timeout=600))
+    creds = json.loads(check(run_cli("credentials", "--json", env=env)).stdout)
+    conn = psycopg.connect(creds["coordinator_url"], autocommit=True)
+    try:
+        prepare(conn)
+        suite({"exapg": conn}, texts, args.sf, 1, log="[warm-up] ")
+        medians = suite({"stock": stock_conn, "exapg": conn}, texts, args.sf, args.repeat, log="[small buffers] ")
+        conn.execute("ALTER SYSTEM RESET shared_buffers")
+    finally:
+        conn.close()
+    check(run_cli("restart", env=env, timeout=600))
+    g = {name: gm(m) for name, m in medians.items()}
+    return {"stock_value": stock_value, "geometric_mean": g, "queries": medians,
+            "speedup_geometric_mean": g["stock"] / g["exapg"] if g["stock"] and g["exapg"] else None}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sf", type=float, default=1.0)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--clients", type=int, default=200)
+    parser.add_argument("--pgbench-seconds", type=int, default=15)
+    parser.add_argument("--pgbench-runs", type=int, default=3)
+    args = parser.parse_args()
+
+    env = stack_environment(new_state_dir(), MAX_CLIENT_CONN=str(args.clients + 50))
+    del env["EXAPG_MEMORY_LIMIT"]  # the whole machine, as `make up` gives it
+    stock = StockServer()
+    texts = duck.queries()
+    results: dict[str, object] = {"scale_factor": args.sf, "repeat": args.repeat,
+                                  "machine": {"cpus": os.cpu_count(),
+                                              "memory_bytes": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")}}
+    try:
+        check(run_cli("up", "--mode", "standalone", env=env, timeout=600))
+        stock.start()
+        creds = json.loads(check(run_cli("credentials", "--json", env=env)).stdout)
+        exapg_conn = psycopg.connect(creds["coordinator_url"], autocommit=True)
+        stock_conn = stock.connect()
+        loads = {}
+        for name, conn in (("stock", stock_conn), ("exapg", exapg_conn)):
+            started = time.perf_counter()
+            data = load(conn, args.sf, stage=lambda text, n=name: print(f"[{n}] {text}", flush=True))
+            copy_seconds = sum(v for k, v in data.seconds.items() if k in data.rows)
+            loads[name] = {"total_seconds": time.perf_counter() - started, "copy_seconds": copy_seconds,
+                           "rows": sum(data.rows.values()),
+                           "copy_rows_per_second": sum(data.rows.values()) / copy_seconds,
+                           "index_seconds": data.seconds["indexes"], "analyze_seconds": data.seconds["analyze"]}
+            print(f"[{name}] loaded: {loads[name]}", flush=True)
+        results["load"] = loads
+        # The query phase starts from servers restarted after the load, as a deployment that
+        # loaded yesterday and is queried today: no load connection, no buffers of the load.
+        exapg_conn.close()
+        stock_conn.close()
+        stock.restart()
+        check(run_cli("restart", env=env, timeout=600))
+        exapg_conn = psycopg.connect(creds["coordinator_url"], autocommit=True)
+        stock_conn = stock.connect()
+        settings_sql = ("SELECT name, setting || coalesce(unit, '') FROM pg_settings WHERE name = ANY(%s)")
+        names = ["shared_buffers", "work_mem", "effective_cache_size", "jit_above_cost", "random_page_cost",
+                 "max_parallel_workers_per_gather", "max_parallel_workers", "default_statistics_target"]
+        results["settings"] = {n: dict(c.execute(settings_sql, (names,)).fetchall())
+                               for n, c in (("stock", stock_conn), ("exapg", exapg_conn))}
+        for conn in (stock_conn, exapg_conn):
+            prepare(conn)
+        # one untimed pass of every query on each: caches warm on both sides
+        suite({"stock": stock_conn, "exapg": exapg_conn}, texts, args.sf, 1, log="[warm-up] ")
+
+        medians = suite({"stock": stock_conn, "exapg": exapg_conn}, texts, args.sf, args.repeat)
+        results["queries"] = medians
+        results["geometric_mean"] = {n: gm(m) for n, m in medians.items()}
+        if all(results["geometric_mean"].values()):  # type: ignore[union-attr]
+            g = results["geometric_mean"]
+            results["speedup_geometric_mean"] = g["stock"] / g["exapg"]  # type: ignore[index]
+        print(f"geometric means: {results['geometric_mean']}", flush=True)
+
+        results["ablations"] = ablations(exapg_conn, stock_conn, creds["coordinator_url"], texts, args)
+        results["shared_buffers"] = without_shared_buffers(env, exapg_conn, stock_conn, texts, args)
+        exapg_conn = psycopg.connect(creds["coordinator_url"], autocommit=True)
+        prepare(exapg_conn)
+
+        d = duckdb_suite(args.sf, texts, args.repeat)
+        results["duckdb"] = {"queries": d, "geometric_mean": gm(d)}  # type: ignore[arg-type]
+        if results["geometric_mean"]["exapg"]:  # type: ignore[index]
+            results["duckdb"]["exapg_over_duckdb"] = results["geometric_mean"]["exapg"] / gm(d)  # type: ignore[index,operator]
+        results["copy_against_insert"] = insert_against_copy(exapg_conn)
+        print(f"copy/insert: {results['copy_against_insert']}", flush=True)
+        exapg_conn.close()
+        stock_conn.close()
+        results["pgbouncer"] = pgbouncer_against_direct(env, args.clients, args.pgbench_seconds, args.pgbench_runs)
+        print(f"pgbouncer: {results['pgbouncer']['median_tps']}", flush=True)
+    finally:
+        stock.stop()
+        run_cli("down", "--volumes", env=env, timeout=300)
+    name = f"results-sf{args.sf:g}.json"
+    (HERE / name).write_text(json.dumps(results, indent=2, default=str) + "\n")
+    print(f"written {HERE / name}")
+
+
+if __name__ == "__main__":
+    main()
