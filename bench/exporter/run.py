@@ -6,7 +6,7 @@ run. For each: median and p99 of the time to answer GET /metrics over many scrap
 each server per scrape (pg_stat_statements calls over a separate run of one exporter
 at a time), and resident memory after the run.
 
-    .venv/bin/python bench/exporter/bench_exporter.py [--scrapes 500]
+    .venv/bin/python bench/exporter/run.py [--scrapes 500]
 
 Writes bench/exporter/results.json and results.md beside this file.
 """
@@ -34,7 +34,9 @@ from tests.conftest import build_stack, free_port  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 PEER = "/usr/bin/prometheus-postgres-exporter"
-MARK = "exapg-bench"  # tags the benchmark's own statements, to leave them out of the count
+# Both exporters watch a database of their own: the stack's supervised exporter, Prometheus'
+# postgres_exporter and the management backend query the stack's database meanwhile.
+BENCH_DB = "exapg_bench"
 
 
 def start_ours(stack, port: int) -> subprocess.Popen:
@@ -42,7 +44,7 @@ def start_ours(stack, port: int) -> subprocess.Popen:
         **{k: v for k, v in os.environ.items() if not k.startswith(("PG", "POSTGRES_"))},
         "PRIMARY_HOST": "127.0.0.1", "PRIMARY_PORT": str(stack.coordinator.port),
         "STANDBY_HOSTS": f"127.0.0.1:{stack.standby.port}",
-        "POSTGRES_DB": stack.settings.postgres_db, "POSTGRES_USER": stack.settings.postgres_user,
+        "POSTGRES_DB": BENCH_DB, "POSTGRES_USER": stack.settings.postgres_user,
         "POSTGRES_PASSWORD_FILE": str(stack.password_file), "POSTGRES_SSLMODE": "disable",
         "EXPORTER_PORT": str(port), "EXPORTER_LISTEN_ADDRESS": "127.0.0.1",
     }
@@ -54,7 +56,7 @@ def start_peer(stack, dsn, port: int) -> subprocess.Popen:
     """One postgres_exporter per server, as it is deployed: version 0.11 fails every
     scrape when DATA_SOURCE_NAME lists two servers (duplicate collector series)."""
     url = (f"postgresql://{stack.settings.postgres_user}:{stack.password}@127.0.0.1:{dsn.port}/"
-           f"{stack.settings.postgres_db}?sslmode=disable")
+           f"{BENCH_DB}?sslmode=disable")
     env = {"PATH": os.environ.get("PATH", ""), "DATA_SOURCE_NAME": url}
     return subprocess.Popen([PEER, f"--web.listen-address=127.0.0.1:{port}"], env=env,
                             stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
@@ -85,15 +87,27 @@ def scrape(client: httpx.Client, urls: list[str]) -> float:
 
 
 def statements(dsns) -> list[int]:
-    """pg_stat_statements calls so far on each server, the benchmark's own left out."""
+    """pg_stat_statements calls so far in the benchmark's database on each server (counted
+    from the stack's database, so the counting itself is not counted)."""
     counts = []
     for dsn in dsns:
         with connect(dsn) as conn:
             row = conn.execute(
-                f"/* {MARK} */ SELECT coalesce(sum(calls), 0) FROM pg_stat_statements "
-                "WHERE query NOT LIKE %s", (f"%{MARK}%",)).fetchone()
+                "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements "
+                "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = %s)", (BENCH_DB,)).fetchone()
             counts.append(int(row[0]))
     return counts
+
+
+def create_bench_database(stack) -> None:
+    with connect(stack.coordinator) as conn:
+        conn.execute(f"CREATE DATABASE {BENCH_DB}")
+    deadline = time.monotonic() + 30
+    with connect(stack.standby) as conn:
+        while not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (BENCH_DB,)).fetchone():
+            if time.monotonic() > deadline:
+                raise RuntimeError("the benchmark database never reached the standby")
+            time.sleep(0.1)
 
 
 def per_scrape_statements(client, urls, dsns, scrapes: int) -> list[float]:
@@ -131,6 +145,7 @@ def run(scrapes: int) -> dict:
     stack = build_stack("ha")
     procs: dict[str, list[subprocess.Popen]] = {}
     try:
+        create_bench_database(stack)
         dsns = (stack.coordinator, stack.standby)
         ours, peers = free_port(), [free_port() for _ in dsns]
         procs["exapg"] = [start_ours(stack, ours)]
@@ -194,7 +209,7 @@ def markdown(data: dict) -> str:
     return "\n".join([
         "# Replication exporter: scrape cost",
         "",
-        f"One run of `bench/exporter/bench_exporter.py`, {data['scrapes']} scrapes of each "
+        f"One run of `bench/exporter/run.py`, {data['scrapes']} scrapes of each "
         "exporter, alternating, against the same local primary + hot standby "
         f"({data['machine']['cpus']} CPUs, Python {data['machine']['python']}; peer: "
         f"{data['peer']}).",
