@@ -78,6 +78,7 @@ class Settings(BaseModel):
         20, alias="DEFAULT_POOL_SIZE"
     )
 
+    backend: Literal["local", "docker"] = Field("local", alias="EXAPG_BACKEND")
     state_dir_override: Path | None = Field(None, alias="EXAPG_STATE_DIR")
     listen_address: str = Field("127.0.0.1", alias="EXAPG_LISTEN_ADDRESS")
     pg_bindir: Path | None = Field(None, alias="EXAPG_PG_BINDIR")

@@ -147,9 +147,11 @@ def test_interrupted_up_is_finished_by_the_next(env):
         run_cli("down", "--volumes", env=env)
 
 
-@pytest.mark.parametrize("args", [["up", "--backend", "docker"], ["scale", "--workers", "3", "--backend", "docker"]])
+@pytest.mark.parametrize("args", [["up", "--backend", "docker"], ["scale", "--workers", "3", "--backend", "docker"],
+                                  ["status"], ["health"], ["stop"], ["down"], ["logs"]])
 def test_docker_backend_without_an_engine_exits_4(env, args):
-    result = run_cli(*args, env={**env, "DOCKER_HOST": "unix:///nonexistent.sock"})
+    """--backend docker, or EXAPG_BACKEND=docker for every command of the runtime interface."""
+    result = run_cli(*args, env={**env, "DOCKER_HOST": "unix:///nonexistent.sock", "EXAPG_BACKEND": "docker"})
     assert result.returncode == 4
     assert "Docker engine" in one_error_line(result)
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from exapg.cli.stack import _report, _runtime, _spinner
+from exapg.cli.stack import _any_runtime, _chosen_backend, _report, _runtime, _spinner, backend_option
 from exapg.cluster import citus
-from exapg.errors import InvalidParameterError
 from exapg.postgres.conn import connect
 
 
@@ -14,16 +13,12 @@ def scale(
     ctx: typer.Context,
     workers: int = typer.Option(..., "--workers", min=1, max=64, help="Number of Citus workers."),
     rebalance: bool = typer.Option(True, "--rebalance/--no-rebalance", help="Move shards to new workers."),
-    backend: str = typer.Option("local", "--backend", help="local (this machine) or docker (Docker Compose)."),
+    backend: str | None = backend_option(),
 ) -> None:
     """Add or remove Citus workers online (removal drains the workers first)."""
-    if backend == "docker":
-        from exapg.runtime.docker import DockerRuntime
-
-        _report(DockerRuntime(ctx.obj.settings).scale(workers), "nothing to do")
+    if _chosen_backend(ctx, backend) == "docker":
+        _report(_any_runtime(ctx, "docker").scale(workers), "nothing to do")
         return
-    if backend != "local":
-        raise InvalidParameterError(f"--backend must be local or docker, not {backend!r}")
     runtime = _runtime(ctx, progress=True)
     with _spinner(ctx):  # type: ignore[attr-defined]
         actions = runtime.scale(workers, rebalance=rebalance)

@@ -6,12 +6,14 @@ import os
 import shutil
 import time
 from contextlib import nullcontext
+from typing import Any
 
 import typer
 
 from exapg.cli.output import console, error, info, print_json, print_mapping, print_table
 from exapg.cluster.topology import Mode
 from exapg.errors import ExitCode, InvalidParameterError
+from exapg.runtime.base import Runtime
 from exapg.runtime.local import LocalRuntime
 from exapg.settings import Settings
 from exapg.status import ServiceStatus
@@ -27,6 +29,29 @@ def _runtime(ctx: typer.Context, progress: bool = False) -> LocalRuntime:
     status = console.status("working…")
     ctx.obj.spinner = status
     return LocalRuntime(settings, progress=lambda text: status.update(text))
+
+
+BACKEND_HELP = "local (this machine) or docker (Docker Compose). Default: EXAPG_BACKEND, else local."
+
+
+def backend_option() -> Any:
+    return typer.Option(None, "--backend", help=BACKEND_HELP)
+
+
+def _chosen_backend(ctx: typer.Context, backend: str | None) -> str:
+    chosen = backend or ctx.obj.settings.backend
+    if chosen not in ("local", "docker"):
+        raise InvalidParameterError(f"--backend must be local or docker, not {chosen!r}")
+    return str(chosen)
+
+
+def _any_runtime(ctx: typer.Context, backend: str | None, progress: bool = False) -> Runtime:
+    """The runtime the settings (or --backend) pick: one interface, two implementations."""
+    if _chosen_backend(ctx, backend) == "docker":
+        from exapg.runtime.docker import DockerRuntime
+
+        return DockerRuntime(ctx.obj.settings)
+    return _runtime(ctx, progress=progress)
 
 
 def _spinner(ctx: typer.Context) -> object:
@@ -48,16 +73,12 @@ def up(
     ),
     workers: int | None = typer.Option(None, "--workers", min=0, max=64, help="Citus workers (cluster mode)."),
     standby: bool | None = typer.Option(None, "--standby/--no-standby", help="Add a hot standby (implied by ha)."),
-    backend: str = typer.Option("local", "--backend", help="local (this machine) or docker (Docker Compose)."),
+    backend: str | None = backend_option(),
 ) -> None:
     """Set up and start the stack (idempotent: starts only what is not running)."""
-    if backend == "docker":
-        from exapg.runtime.docker import DockerRuntime
-
-        _report(DockerRuntime(ctx.obj.settings).up(mode.value if mode else None, workers), "")
+    if _chosen_backend(ctx, backend) == "docker":
+        _report(_any_runtime(ctx, "docker").up(mode.value if mode else None, workers), "")
         return
-    if backend != "local":
-        raise InvalidParameterError(f"--backend must be local or docker, not {backend!r}")
     runtime = _runtime(ctx, progress=True)
     with _spinner(ctx):  # type: ignore[attr-defined]
         actions = runtime.up(mode=mode.value if mode else None, workers=workers, standby=standby)
@@ -83,9 +104,9 @@ def _print_connect(runtime: LocalRuntime) -> None:
          "the password is shown by 'exapg credentials')")
 
 
-def stop(ctx: typer.Context) -> None:
+def stop(ctx: typer.Context, backend: str | None = backend_option()) -> None:
     """Stop every service gracefully; data is kept."""
-    runtime = _runtime(ctx, progress=True)
+    runtime = _any_runtime(ctx, backend, progress=True)
     with _spinner(ctx):  # type: ignore[attr-defined]
         actions = runtime.stop()
     _report(actions, "nothing was running")
@@ -103,12 +124,13 @@ def restart(ctx: typer.Context) -> None:
 def down(
     ctx: typer.Context,
     volumes: bool = typer.Option(False, "--volumes", "-v", help="Also delete every data directory, secrets and logs."),
+    backend: str | None = backend_option(),
 ) -> None:
     """Stop the stack and remove generated files; only --volumes deletes data."""
-    runtime = _runtime(ctx, progress=True)
+    runtime = _any_runtime(ctx, backend, progress=True)
     with _spinner(ctx):  # type: ignore[attr-defined]
         actions = runtime.down(volumes=volumes)
-    _report(actions, f"no stack in {runtime.root}: nothing to do")
+    _report(actions, "no stack here: nothing to do")
 
 
 def _print_status(statuses: list[ServiceStatus], as_json: bool) -> None:
@@ -120,26 +142,32 @@ def _print_status(statuses: list[ServiceStatus], as_json: bool) -> None:
 
 
 def status(
-    ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="JSON output.")
+    ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="JSON output."),
+    backend: str | None = backend_option(),
 ) -> None:
     """Every service with its port, pid, state and health."""
-    _print_status(_runtime(ctx).status(), as_json)
+    _print_status(_any_runtime(ctx, backend).status(), as_json)
 
 
 def health(
-    ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="JSON output.")
+    ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="JSON output."),
+    backend: str | None = backend_option(),
 ) -> None:
-    """Exit 0 only when every service passes its health check (pg_isready or HTTP GET)."""
-    statuses = _runtime(ctx).status()
+    """Exit 0 only when every service passes its health check (pg_isready, HTTP GET, or the
+    container's own health check)."""
+    statuses = _any_runtime(ctx, backend).status()
     failing = [s for s in statuses if not s.healthy]
+    healthy = bool(statuses) and not failing
     if as_json:
-        print_json({"healthy": not failing, "services": [s.to_dict() for s in statuses]})
+        print_json({"healthy": healthy, "services": [s.to_dict() for s in statuses]})
+    elif not statuses:
+        error("no service of this stack is running: start it with 'exapg up'")
     elif failing:
         for s in failing:
             error(f"{s.name} is unhealthy: {s.state}, {s.detail}")
     else:
         info(f"[green]healthy[/]: {len(statuses)} services pass their checks")
-    if failing:
+    if not healthy:
         raise typer.Exit(int(ExitCode.ERROR))
 
 
@@ -163,11 +191,12 @@ def logs(
     follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new lines."),
     since: str | None = typer.Option(None, "--since", help="Only lines newer than this (30m, 1h, ISO time)."),
     timestamps: bool = typer.Option(False, "--timestamps", "-t", help="Prefix every line with its time."),
+    backend: str | None = backend_option(),
 ) -> None:
     """Print service logs, merged in time order."""
     cutoff = parse_since(since) if since else None
     try:
-        for line in _runtime(ctx).logs(service, follow, cutoff, timestamps):
+        for line in _any_runtime(ctx, backend).logs(service, follow, cutoff, timestamps):
             typer.echo(line)
     except KeyboardInterrupt:
         return
