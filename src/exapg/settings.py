@@ -79,6 +79,8 @@ class Settings(BaseModel):
     )
 
     backend: Literal["local", "docker"] = Field("local", alias="EXAPG_BACKEND")
+    # Docker mode's management backend reaches the standbys it finds on this port.
+    standby_node_port: Port = Field(5432, alias="EXAPG_STANDBY_NODE_PORT")
     state_dir_override: Path | None = Field(None, alias="EXAPG_STATE_DIR")
     listen_address: str = Field("127.0.0.1", alias="EXAPG_LISTEN_ADDRESS")
     pg_bindir: Path | None = Field(None, alias="EXAPG_PG_BINDIR")
@@ -117,11 +119,12 @@ class Settings(BaseModel):
         return self.worker_ports.get(index, 5432 + index)
 
     def named_ports(self) -> dict[str, int]:
-        """Every port setting by its variable name (workers only when set explicitly)."""
+        """Every port this stack listens on, by its variable name (workers only when set
+        explicitly); not EXAPG_STANDBY_NODE_PORT, a port of other hosts."""
         ports = {
             field.alias: getattr(self, name)
             for name, field in type(self).model_fields.items()
-            if field.alias and field.alias.endswith("_PORT")
+            if field.alias and field.alias.endswith("_PORT") and field.alias != "EXAPG_STANDBY_NODE_PORT"
         }
         ports.update({f"WORKER{i}_PORT": p for i, p in sorted(self.worker_ports.items())})
         return ports

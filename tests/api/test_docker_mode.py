@@ -54,7 +54,7 @@ def test_generated_first_admin_is_logged_once_and_works(ha_stack, fresh_database
         overview = client.get("/api/dashboard/overview", headers={"Authorization": f"Bearer {token}"})
         assert overview.json()["database"]["name"] == fresh_database
         cluster = client.get("/api/cluster", headers={"Authorization": f"Bearer {token}"}).json()
-        assert [n["name"] for n in cluster["nodes"]] == ["coordinator"]
+        assert [n["name"] for n in cluster["nodes"]] == ["coordinator", "standby"]  # found by the coordinator
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="exapg.api.bootstrap"), TestClient(create_app(
             Settings.load(environ=env), environ=env)):
@@ -77,3 +77,20 @@ def test_a_short_or_missing_secret_key_is_refused(ha_stack, fresh_database):
             env["API_SECRET_KEY"] = key
         with pytest.raises(ConfigurationError, match="API_SECRET_KEY"):
             create_app(Settings.load(environ=env), environ=env)
+
+
+def test_nodes_are_found_from_the_coordinator(ha_stack, fresh_database):
+    """Docker mode knows only DATABASE_URL: the standby is found in pg_stat_replication and
+    reached on EXAPG_STANDBY_NODE_PORT (5432 inside a compose network; here the local one)."""
+    password = secrets.token_urlsafe(16)
+    env = docker_env(ha_stack, fresh_database, EXAPG_ADMIN_PASSWORD=password,
+                     EXAPG_STANDBY_NODE_PORT=str(ha_stack.settings.standby_port))
+    with TestClient(create_app(Settings.load(environ=env), environ=env)) as client:
+        token = client.post("/api/auth/login", json={"username": "admin", "password": password}).json()
+        headers = {"Authorization": f"Bearer {token['access_token']}"}
+        nodes = {n["name"]: n for n in client.get("/api/cluster", headers=headers).json()["nodes"]}
+        assert set(nodes) == {"coordinator", "standby"}
+        assert nodes["standby"]["role"] == "standby" and nodes["standby"]["healthy"] is True, nodes["standby"]
+        assert nodes["standby"]["port"] == ha_stack.settings.standby_port
+        overview = client.get("/api/dashboard/overview", headers=headers).json()
+        assert overview["nodes"]["up"] == 2 and overview["nodes"]["down"] == 0, overview["nodes"]

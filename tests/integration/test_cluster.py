@@ -155,6 +155,30 @@ def test_citus_state_is_shown_by_the_api_and_exported_as_metrics(cluster):
     assert series[("exapg_citus_rebalance_tasks_done", "")] == state.rebalance.tasks_done
 
 
+def test_docker_mode_finds_the_workers_from_the_coordinator(cluster):
+    """The management backend as the Docker image runs it (only DATABASE_URL): the workers
+    come from pg_dist_node, the standby from pg_stat_replication."""
+    from fastapi.testclient import TestClient
+
+    from exapg.api.app import create_app
+    from exapg.settings import Settings
+
+    s = cluster.settings
+    env = {"EXAPG_ENV_FILE": "/nonexistent/.env", "POSTGRES_PASSWORD": cluster.password,
+           "DATABASE_URL": f"postgresql://{s.postgres_user}@127.0.0.1:{s.coordinator_port}/{s.postgres_db}",
+           "POSTGRES_DB": s.postgres_db, "API_SECRET_KEY": "k" * 48, "EXAPG_PROMETHEUS_URL": "http://127.0.0.1:9",
+           "EXAPG_STANDBY_NODE_PORT": str(s.standby_port)}
+    with TestClient(create_app(Settings.load(environ=env), environ=env)) as client:
+        login = client.post("/api/auth/login",
+                            json={"username": "admin", "password": cluster.runtime.secrets.admin_password})
+        headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        nodes = client.get("/api/cluster", headers=headers).json()["nodes"]
+    shown = {(n["role"], n["port"]): n for n in nodes}
+    workers = {("worker", s.worker_port(i)) for i in (1, 2, 3)}
+    assert set(shown) == {("coordinator", s.coordinator_port), ("standby", s.standby_port)} | workers
+    assert all(n["healthy"] for n in nodes), [n for n in nodes if not n["healthy"]]
+
+
 def test_scale_in_drains_first_and_loses_nothing(cluster):
     result = cluster.cli("scale", "--workers", "2", timeout=600)
     assert result.returncode == 0, result.stderr

@@ -6,15 +6,17 @@ and the secrets the API needs (token key, first admin password).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from exapg.cluster.topology import Mode, Node, Topology
 from exapg.errors import ConfigurationError, ExaPGError
-from exapg.postgres.conn import Dsn
+from exapg.postgres.conn import Dsn, connect
 from exapg.settings import Settings
 from exapg.status import Role, ServiceStatus
 
@@ -62,12 +64,30 @@ class LocalAccess:
         return self.runtime.secrets.admin_password
 
 
+DISCOVERY_TTL = 10.0  # seconds a discovered topology is reused
+DOCKER_DATADIR = Path("/var/lib/postgresql/data")
+WORKERS_SQL = """
+SELECT nodename, nodeport FROM pg_dist_node
+ WHERE groupid <> 0 AND noderole = 'primary' ORDER BY nodeid
+"""
+# Physical standbys that stream (not Citus's logical shard-move senders, not base backups).
+STANDBYS_SQL = """
+SELECT host(r.client_addr) FROM pg_stat_replication r
+ WHERE r.client_addr IS NOT NULL AND r.state IN ('startup', 'catchup', 'streaming')
+   AND NOT EXISTS (SELECT 1 FROM pg_replication_slots s WHERE s.active_pid = r.pid AND s.slot_type = 'logical')
+ ORDER BY r.backend_start
+"""
+
+
 @dataclass
 class UrlAccess:
-    """Docker mode: one coordinator given as DATABASE_URL; secrets from the environment."""
+    """Docker mode: the coordinator given as DATABASE_URL; secrets from the environment. The
+    other nodes are found from the coordinator itself: Citus workers in pg_dist_node, standbys
+    in pg_stat_replication (reached on EXAPG_STANDBY_NODE_PORT, 5432 inside the network)."""
 
     settings: Settings
     database_url: str
+    _found: tuple[float, Topology, dict[str, tuple[str, int]]] | None = field(default=None, init=False, repr=False)
 
     def _parts(self) -> dict[str, str]:
         try:
@@ -75,14 +95,7 @@ class UrlAccess:
         except Exception as exc:
             raise ConfigurationError(f"DATABASE_URL is not a valid PostgreSQL URL: {exc}") from None
 
-    def topology(self) -> Topology:
-        port = int(self._parts().get("port", 5432))
-        node = Node("coordinator", Role.COORDINATOR, port, Path("/var/lib/postgresql/data"))
-        return Topology(Mode.STANDALONE, (node,))
-
-    def dsn(self, node: str) -> Dsn:
-        if node != "coordinator":
-            raise ExaPGError(f"no node named {node!r} (DATABASE_URL gives only the coordinator)")
+    def _coordinator(self) -> Dsn:
         p = self._parts()
         password = p.get("password") or (
             self.settings.postgres_password.get_secret_value()
@@ -96,6 +109,52 @@ class UrlAccess:
             p.get("user", self.settings.postgres_user),
             password,
         )
+
+    def _discover(self) -> tuple[Topology, dict[str, tuple[str, int]]]:
+        if self._found and time.monotonic() - self._found[0] < DISCOVERY_TTL:
+            return self._found[1], self._found[2]
+        base = self._coordinator()
+        nodes = [Node("coordinator", Role.COORDINATOR, base.port, DOCKER_DATADIR)]
+        addresses = {"coordinator": (base.host, base.port)}
+        workers, standbys = self._members(base)
+        for i, (host, port) in enumerate(workers, start=1):
+            nodes.append(Node(f"worker{i}", Role.WORKER, port, DOCKER_DATADIR))
+            addresses[f"worker{i}"] = (host, port)
+        port = self.settings.standby_node_port
+        for i, host in enumerate(standbys, start=1):
+            name = "standby" if len(standbys) == 1 else f"standby{i}"
+            nodes.append(Node(name, Role.STANDBY, port, DOCKER_DATADIR, primary="coordinator"))
+            addresses[name] = (host, port)
+        mode = Mode.CLUSTER if workers else Mode.HA if standbys else Mode.STANDALONE
+        topology = Topology(mode, tuple(nodes))
+        self._found = (time.monotonic(), topology, addresses)
+        return topology, addresses
+
+    @staticmethod
+    def _members(base: Dsn) -> tuple[list[tuple[str, int]], list[str]]:
+        """Workers and standbys as the coordinator knows them; none while it is down."""
+        try:
+            with connect(base, statement_timeout_ms=5000) as conn:
+                citus = conn.execute("SELECT to_regclass('pg_catalog.pg_dist_node')").fetchone()
+                workers = conn.execute(WORKERS_SQL).fetchall() if citus and citus[0] else []
+                standbys = [row[0] for row in conn.execute(STANDBYS_SQL).fetchall()]
+        except (ExaPGError, psycopg.Error):
+            return [], []
+        return [(str(h), int(p)) for h, p in workers], standbys
+
+    def topology(self) -> Topology:
+        return self._discover()[0]
+
+    def dsn(self, node: str) -> Dsn:
+        base = self._coordinator()
+        if node == "coordinator":
+            return base
+        addresses = self._discover()[1]
+        if node not in addresses:
+            names = ", ".join(addresses)
+            raise ExaPGError(f"no node named {node!r} (the coordinator knows of: {names})")
+        host, port = addresses[node]
+        return Dsn(host, port, base.dbname, base.user, base.password)
 
     def pooler_dsn(self) -> Dsn | None:
         return None
