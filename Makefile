@@ -51,6 +51,7 @@ system:
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null || exit 4; \
 		if [ -d /run/systemd/system ]; then for svc in $$missing; do case $$svc in \
 			pgbouncer|prometheus|prometheus-postgres-exporter) $$SUDO systemctl disable --now $$svc >/dev/null 2>&1 || true;; \
+			nginx-light) $$SUDO systemctl disable --now nginx >/dev/null 2>&1 || true;; \
 		esac; done; fi; \
 	fi
 

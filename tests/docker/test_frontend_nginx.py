@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from exapg.api.web import APP_CSP
 from tests.docker.scratch import as_service_user, free_port, give, scratch_dir
 
 CONF = Path(__file__).resolve().parents[2] / "docker" / "nginx" / "frontend.conf"
@@ -111,4 +112,5 @@ def test_security_headers(served, path):
     assert headers["X-Content-Type-Options"] == "nosniff"
     assert headers["X-Frame-Options"] == "DENY"
     assert headers["Referrer-Policy"] == "no-referrer"
+    assert headers["Content-Security-Policy"] == APP_CSP  # the policy the backend sends in local mode
     assert "nginx/" not in headers.get("Server", "")
