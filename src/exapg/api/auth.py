@@ -33,16 +33,7 @@ def login(ctx: AppContext, *, username: str, password: str, client_addr: str | N
         found = users.password_hash(conn, username=username)
         valid = verify_password(found[0] if found else None, password)
         if not valid or found is None or not found[2]:
-            reason = audit.BAD_CREDENTIALS if not valid else "disabled"
-            audit.record(
-                conn,
-                actor=username,
-                action=audit.LOGIN,
-                target=username,
-                success=False,
-                client_addr=client_addr,
-                detail={"reason": reason},
-            )
+            _refused(conn, username, client_addr, audit.BAD_CREDENTIALS if not valid else "disabled")
             raise NotAuthenticatedError("wrong user name or password, or the user is disabled")
         users.record_login(conn, username=username)
         audit.record(
@@ -64,17 +55,14 @@ def _check_rate(conn: psycopg.Connection, username: str, client_addr: str | None
     failures = _failed_logins(conn, username=username, client_addr=client_addr)
     if failures.retry_after is None:
         return
-    audit.record(
-        conn,
-        actor=username,
-        action=audit.LOGIN,
-        target=username,
-        success=False,
-        client_addr=client_addr,
-        detail={"reason": "rate_limited"},
-    )
+    _refused(conn, username, client_addr, "rate_limited")
     wait = int(failures.retry_after) + 1
     raise RateLimitedError(f"too many failed logins: try again in {wait} s", wait)
+
+
+def _refused(conn: psycopg.Connection, username: str, client_addr: str | None, reason: str) -> None:
+    audit.record(conn, actor=username, action=audit.LOGIN, target=username, success=False,
+                 client_addr=client_addr, detail={"reason": reason})
 
 
 @dataclass(frozen=True)
