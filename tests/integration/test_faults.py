@@ -73,6 +73,25 @@ def test_invalid_settings_exit_5_listing_every_problem(env):
     assert "weak" not in validate.stderr.replace("POSTGRES_PASSWORD: too short", "")
 
 
+def test_config_validate_reports_taken_ports_ranges_and_the_state_dir(env, tmp_path):
+    import socket
+
+    out_of_range = run_cli("config", "validate", env={**env, "EXPORTER_PORT": "0", "PROMETHEUS_PORT": "70000"})
+    assert out_of_range.returncode == 5
+    assert "EXPORTER_PORT" in out_of_range.stderr and "PROMETHEUS_PORT" in out_of_range.stderr
+    blocked = tmp_path / "file"
+    blocked.write_text("a file where the state directory's parent should be")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        bad = {**env, "PGBOUNCER_PORT": str(taken.getsockname()[1]), "EXAPG_STATE_DIR": str(blocked / "stack")}
+        result = run_cli("config", "validate", env=bad)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 5
+    assert any("PGBOUNCER_PORT" in line and "already in use" in line for line in lines), result.stderr
+    assert any(str(blocked) in line for line in lines), result.stderr
+    assert len(lines) >= 2
+
 def binaries_without_citus(tmp_path: Path) -> Path:
     """The machine's PostgreSQL binaries in a layout whose share directory has no Citus."""
     real = find_binaries()
