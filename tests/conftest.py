@@ -114,10 +114,13 @@ class Stack:
             shutil.rmtree(self.settings.state_dir.parent, ignore_errors=True)
 
 
+def cli_environment(env: dict[str, str]) -> dict[str, str]:
+    """This process's environment without ExaPG's own variables, then the stack's."""
+    return {**{k: v for k, v in os.environ.items() if not k.startswith(("EXAPG_", "POSTGRES_"))}, **env}
+
+
 def run_cli(*args: str, env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("EXAPG_", "POSTGRES_"))}
-    full_env.update(env)
-    full_env["COLUMNS"] = "200"
+    full_env = {**cli_environment(env), "COLUMNS": "200"}
     return subprocess.run(
         [*EXAPG, *args], env=full_env, capture_output=True, text=True, timeout=timeout, check=False
     )

@@ -225,7 +225,7 @@ def ablations(exapg_conn: psycopg.Connection, stock_conn: psycopg.Connection, ur
         conn.close()
     base = gm(medians["exapg"])
     return {label: {"stock_values": {s: stock_values[s] for s in settings}, "geometric_mean": gm(medians[label]),
-                    "exapg_geometric_mean": base, "queries": medians[label]}
+                    "exapg_geometric_mean": base, "queries": medians[label], "exapg_queries": medians["exapg"]}
             for label, settings in ABLATIONS.items()}
 
 

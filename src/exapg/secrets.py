@@ -60,6 +60,11 @@ def read_secrets(path: Path) -> dict[str, str] | None:
     return data
 
 
+def _chosen(stored: dict[str, str], given: dict[str, str]) -> Secrets:
+    merged = {**_generate(), **stored, **given}
+    return Secrets(**{k: merged[k] for k in Secrets.__dataclass_fields__})
+
+
 def load_or_create(path: Path, settings: Settings, user: ServiceUser, *, apply_given: bool = True) -> Secrets:
     """The stack's secrets; missing ones are generated and the file (re)written 0600.
 
@@ -68,17 +73,16 @@ def load_or_create(path: Path, settings: Settings, user: ServiceUser, *, apply_g
     change (`up` changes the role's password before it stores the new one).
     """
     stored = read_secrets(path) or {}
-    merged = {**_generate(), **stored, **(_given(settings) if apply_given else {})}
-    if merged != stored:
-        save(path, Secrets(**{k: merged[k] for k in Secrets.__dataclass_fields__}), user)
-    return Secrets(**{k: merged[k] for k in Secrets.__dataclass_fields__})
+    chosen = _chosen(stored, _given(settings) if apply_given else {})
+    if asdict(chosen) != stored:
+        save(path, chosen, user)
+    return chosen
 
 
 def pending(path: Path, settings: Settings) -> tuple[Secrets, str | None]:
     """What `up` will store, and the stored database password it replaces (None: no change)."""
     stored = read_secrets(path) or {}
-    merged = {**_generate(), **stored, **_given(settings)}
-    chosen = Secrets(**{k: merged[k] for k in Secrets.__dataclass_fields__})
+    chosen = _chosen(stored, _given(settings))
     old = stored.get("postgres_password")
     return chosen, (old if old and old != chosen.postgres_password else None)
 

@@ -6,7 +6,6 @@ directory shares one server.
 
 from __future__ import annotations
 
-import os
 import secrets
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import cli_environment, free_port
 
 
 @dataclass
@@ -43,9 +42,7 @@ class ApiServer:
 
 
 def start_api(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("EXAPG_", "POSTGRES_"))}
-    full_env.update(env)
-    full_env["MGMT_BACKEND_PORT"] = str(port)
+    full_env = {**cli_environment(env), "MGMT_BACKEND_PORT": str(port)}
     command = [sys.executable, "-m", "uvicorn", "--factory", "exapg.api.app:create_app",
                "--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
     with log.open("wb") as out:

@@ -17,7 +17,7 @@ import pytest
 
 from exapg.errors import ExaPGError
 from exapg.postgres.conn import connect
-from tests.conftest import EXAPG
+from tests.conftest import EXAPG, cli_environment
 
 pytestmark = pytest.mark.integration
 
@@ -148,7 +148,7 @@ def test_sql_through_pgbouncer_credentials_table_and_connect_line(ha_stack):
 
 
 def test_logs_follow_prints_new_lines(ha_stack):
-    process = subprocess.Popen([*EXAPG, "logs", "coordinator", "-f"], env=cli_env(ha_stack),
+    process = subprocess.Popen([*EXAPG, "logs", "coordinator", "-f"], env=cli_environment(ha_stack.env),
                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)  # type: ignore[arg-type]
@@ -162,11 +162,6 @@ def test_logs_follow_prints_new_lines(ha_stack):
     finally:
         process.terminate()
         process.wait(10)
-
-
-def cli_env(stack) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("EXAPG_", "POSTGRES_"))}
-    return {**env, **stack.env}
 
 
 def test_restart_keeps_data_and_applies_pending_settings(make_stack):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from exapg.postgres.conn import connect
-from tests.conftest import EXAPG, new_state_dir, run_cli, stack_environment
+from tests.conftest import EXAPG, cli_environment, new_state_dir, run_cli, stack_environment
 from tests.e2e.browser import log_in, shot
 
 pytest.importorskip("duckdb_extension_tpch", reason="the tpch extra is not installed (pip install '.[tpch]')")
@@ -126,7 +126,7 @@ def test_a_stopped_stack_is_a_clear_error(make_stack):
 
 def test_an_interrupted_load_leaves_nothing_trusted(ha_stack, loaded):
     """Killed in the middle of COPY: the previous complete load is still what is used."""
-    process = subprocess.Popen([*EXAPG, "sample", "tpch", "--sf", "0.1"], env=ha_stack_env(ha_stack),
+    process = subprocess.Popen([*EXAPG, "sample", "tpch", "--sf", "0.1"], env=cli_environment(ha_stack.env),
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         with connect(ha_stack.coordinator) as conn:
@@ -158,10 +158,3 @@ def test_pgbench_through_pgbouncer_and_direct(ha_stack):
     assert rows["direct"]["port"] == ha_stack.settings.coordinator_port
     assert rows["pgbouncer"]["tps"] > 0 and rows["direct"]["tps"] > 0
     assert rows["pgbouncer"]["failed"] == 0 and rows["direct"]["failed"] == 0
-
-
-def ha_stack_env(stack) -> dict[str, str]:
-    import os
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("EXAPG_", "POSTGRES_"))}
-    return {**env, **stack.env}

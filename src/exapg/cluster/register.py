@@ -141,7 +141,6 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="exapg-worker", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=("register", "drain", "status"), nargs="?", default="register")
-    parser.add_argument("--drain", action="store_true", help="same as the drain command")
     parser.add_argument("--timeout", type=float, default=600, help="seconds to keep retrying a registration")
     parser.add_argument("--loop", type=float, default=0, metavar="S", help="re-check every S seconds after")
     parser.add_argument("--wait-local", action="store_true", help="first wait for the local server's TCP port")
@@ -149,7 +148,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> int:
-    command = "drain" if args.drain else args.command
+    command = args.command
     if command == "drain":
         drain()
         log("drained and removed from the coordinator")

@@ -65,18 +65,18 @@ WORK_MEM_MAX = 128 * MiB
 def analytics_tuning(res: Resources, max_connections: int = 100) -> dict[str, str]:
     """Settings for large scans, joins and aggregates rather than many small transactions.
 
-    Measured on TPC-H SF 1 on 2 cores (bench/tpch/results.md):
-    - a quarter of memory for shared buffers, three quarters assumed cached by the OS;
+    Measured on TPC-H SF 1 on 2 cores; bench/tpch/results.md has what each setting buys
+    when set back to stock, side by side:
+    - a quarter of memory for shared buffers, three quarters assumed cached by the OS
+      (shared_buffers is where the gain comes from: with the stock 128 MB ExaPG ties);
     - work_mem sized so that a few concurrent parallel queries (pgBouncer caps them) fit in a
-      quarter, and never above 128 MB: with more, the planner trades parallel or sorted plans
-      for single in-memory hash aggregates that spill anyway (Q18 3.9 s at 256 MB, 2.0 s at
-      128 MB; Q3 and Q7 lost half their speed at 768 MB);
+      quarter, at most 128 MB: larger, the planner trades parallel or sorted plans for single
+      in-memory hash aggregates that spill anyway (Q18);
     - parallel workers per query: half the cores (at least one), as for a warehouse: with one
-      worker per core the leader and its workers fight over the cores (2 cores: Q7 1.24 s ->
-      0.72 s with one worker instead of two);
+      worker per core the leader and its workers fight over the cores;
     - random_page_cost 2, not the SSD habit of 1.1: the data is in memory, but an index probe
       per outer row still costs CPU, and 1.1 makes the planner pick nested loops over hash
-      joins on analytic joins (Q3 0.68 s -> 0.42 s).
+      joins on analytic joins (Q3).
     """
     mem, cpus = res.memory, res.cpus
     concurrent_sorts = 4 * max(2, cpus)

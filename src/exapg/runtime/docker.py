@@ -250,8 +250,12 @@ class DockerRuntime:
             drain_container(cid)
             docker_command(["rm", "--force", "--volumes", cid], timeout=120)
         self.compose("cluster").check(["up", "-d", "--no-recreate", "--scale", f"worker={target}", "worker"])
-        return [f"drained {len(drained)} worker(s)" if drained else "nothing to drain",
-                f"scalable workers: {target}"]
+        actions = [f"drained {len(drained)} worker(s)" if drained else "nothing to drain",
+                   f"scalable workers: {target}"]
+        if target > len(replicas):  # new replicas register themselves once healthy; shards stay put
+            actions.append("once they show in pg_dist_node, move shards onto them: "
+                           "docker compose exec coordinator psql -c 'SELECT citus_rebalance_start()'")
+        return actions
 
     def _worker_replicas(self) -> list[tuple[int, str]]:
         ids = self.compose("cluster").check(["ps", "-q", "worker"]).split()
