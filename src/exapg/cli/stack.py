@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import time
 from contextlib import nullcontext
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -99,9 +101,22 @@ def _print_connect(runtime: LocalRuntime) -> None:
     for label, port in (("coordinator", s.coordinator_port), ("pgBouncer", s.pgbouncer_port)):
         info(f"  {label}: PGPASSFILE={runtime.passfile} {psql} -h 127.0.0.1 -p {port} "
              f"-U {s.postgres_user} {s.postgres_db}")
-    info("  or simply: exapg sql    (credentials: exapg credentials)")
+    exapg = _exapg_command()
+    info(f"  or simply: {exapg} sql    (credentials: {exapg} credentials)")
     info(f"\nManagement UI: http://127.0.0.1:{s.mgmt_backend_port}/  (log in as 'admin'; "
-         "the password is shown by 'exapg credentials')")
+         f"the password is shown by '{exapg} credentials')")
+
+
+def _exapg_command() -> str:
+    """How to call this very exapg: its name when PATH finds it, else its path (.venv/bin)."""
+    here = Path(sys.argv[0]).resolve() if sys.argv and sys.argv[0] else None
+    on_path = shutil.which("exapg")
+    if here is None or here.name != "exapg" or (on_path and Path(on_path).resolve() == here):
+        return "exapg"
+    try:
+        return os.path.relpath(here)
+    except ValueError:
+        return str(here)
 
 
 def stop(ctx: typer.Context, backend: str | None = backend_option()) -> None:
