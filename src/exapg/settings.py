@@ -88,6 +88,8 @@ class Settings(BaseModel):
     memory_limit: int | None = Field(None, alias="EXAPG_MEMORY_LIMIT")
     cpu_limit: Annotated[int, Field(ge=1, le=1024)] | None = Field(None, alias="EXAPG_CPUS")
     start_timeout: Annotated[float, Field(gt=0, le=3600)] = Field(60.0, alias="EXAPG_START_TIMEOUT")
+    # PostgreSQL's huge_pages; with try or on, ExaPG as root reserves the pages a node needs.
+    huge_pages: Literal["try", "on", "off"] = Field("try", alias="EXAPG_HUGE_PAGES")
 
     @field_validator("compose_project_name")
     @classmethod

@@ -22,6 +22,7 @@ def test_defaults_are_the_seeds():
     assert (s.mgmt_backend_port, s.mgmt_frontend_port) == (8000, 3001)
     assert (s.pool_mode, s.max_client_conn, s.default_pool_size) == ("transaction", 100, 20)
     assert s.postgres_password is None  # generated per stack in local mode, never defaulted
+    assert s.huge_pages == "try"
 
 
 def test_environment_overrides_and_worker_ports():
@@ -32,10 +33,11 @@ def test_environment_overrides_and_worker_ports():
 
 def test_every_invalid_variable_is_reported_at_once():
     with pytest.raises(ConfigurationError) as info:
-        load(COORDINATOR_PORT="70000", PGBOUNCER_PORT="abc", POOL_MODE="bogus", WORKER1_PORT="0")
+        load(COORDINATOR_PORT="70000", PGBOUNCER_PORT="abc", POOL_MODE="bogus", WORKER1_PORT="0",
+             EXAPG_HUGE_PAGES="always")
     problems = info.value.problems
     assert info.value.exit_code == ExitCode.CONFIGURATION
-    for name in ("COORDINATOR_PORT", "PGBOUNCER_PORT", "POOL_MODE", "WORKER1_PORT"):
+    for name in ("COORDINATOR_PORT", "PGBOUNCER_PORT", "POOL_MODE", "WORKER1_PORT", "EXAPG_HUGE_PAGES"):
         assert any(p.startswith(name + ":") for p in problems), problems
 
 

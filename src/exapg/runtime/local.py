@@ -46,6 +46,7 @@ from exapg.errors import (
 from exapg.exporter.service import exporter_program
 from exapg.monitoring import local as monitoring
 from exapg.postgres import conf as pgconf
+from exapg.postgres import hugepages
 from exapg.postgres.binaries import PgBinaries, find_binaries
 from exapg.postgres.conn import Dsn, connect
 from exapg.postgres.ctl import PgIsReady, PostgresServer, pg_isready
@@ -249,6 +250,7 @@ class LocalRuntime:
         else:
             self._check_port(node.port, node.name)
             self.progress(f"{node.name}: starting on port {node.port}")
+            self._reserve_huge_pages(node, server)
             server.start(self.settings.start_timeout)
             server.wait_ready(self.settings.start_timeout)
             actions.append(f"{node.name}: started on port {node.port}")
@@ -319,6 +321,7 @@ class LocalRuntime:
             name=f"{self.settings.compose_project_name}/{node.name}",
         )
         params.update(pgconf.analytics_tuning(self._node_resources(topology)))
+        params["huge_pages"] = self.settings.huge_pages
         if topology.mode == Mode.CLUSTER:
             params.update(pgconf.citus_settings())
         if node.is_standby:
@@ -335,6 +338,37 @@ class LocalRuntime:
         changed |= self._write_if_changed(node.datadir / "pg_hba.conf", pgconf.render_hba(REPLICATION_USER))
         pgconf.ensure_include(node.datadir / "postgresql.conf")
         return changed
+
+    def _reserve_huge_pages(self, node: Node, server: PostgresServer) -> None:
+        """As root, grow the kernel's huge page pool by what the node is about to map."""
+        if self.settings.huge_pages == "off":
+            return
+        needed = hugepages.pages_needed(self.binaries, server.datadir, self.user)
+        if needed is None:
+            return
+        if hugepages.can_reserve():
+            with hugepages.pool_lock():
+                added = hugepages.reserve(needed)
+                if added:
+                    self.huge_page_ledger.add(node.name, added)
+        pool = hugepages.read_pool()
+        if self.settings.huge_pages == "on" and (pool is None or pool.available < needed):
+            free = pool.available if pool else 0
+            raise ConfigurationError(
+                f"{node.name}: EXAPG_HUGE_PAGES=on needs {needed} free huge pages, the kernel has {free}: "
+                "reserve them (sysctl vm.nr_hugepages), run 'exapg up' as root, or set EXAPG_HUGE_PAGES=try"
+            )
+
+    def _release_huge_pages(self, node: Node) -> None:
+        """Give back the pages ExaPG reserved for a node once it no longer runs."""
+        if self.server(node).pidfile() is not None or not hugepages.can_reserve():
+            return
+        with hugepages.pool_lock():
+            hugepages.release(self.huge_page_ledger.take(node.name))
+
+    @property
+    def huge_page_ledger(self) -> hugepages.Ledger:
+        return hugepages.Ledger(self.root / "hugepages.json")
 
     def _node_resources(self, topology: Topology) -> pgconf.Resources:
         """This machine's (or EXAPG_MEMORY_LIMIT's) memory, shared by the stack's nodes."""
@@ -438,6 +472,7 @@ class LocalRuntime:
                 with connect(self.dsn_for(topology.coordinator, secrets), statement_timeout_ms=0) as conn:
                     citus.remove_worker(conn, "127.0.0.1", node.port)
             self.server(node).stop(timeout=self.settings.start_timeout)
+            self._release_huge_pages(node)
             if node.is_standby:
                 self._drop_slot(topology.coordinator, node, secrets)
             aside = node.datadir.with_name(f".removed-{node.name}-{int(time.time())}")
@@ -581,6 +616,7 @@ class LocalRuntime:
                 self.progress(f"{node.name}: stopping")
                 if self.server(node).stop(timeout=self.settings.start_timeout):
                     actions.append(f"{node.name}: stopped")
+                self._release_huge_pages(node)
         return actions
 
     def down(self, volumes: bool = False) -> list[str]:
