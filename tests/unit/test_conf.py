@@ -21,6 +21,7 @@ def test_tuning_scales_with_memory_and_cores():
     assert small["max_parallel_workers"] == "2" and big["max_parallel_workers"] == "16"
     assert int(big["max_worker_processes"]) >= int(big["max_parallel_workers"])
     assert small["jit"] == "on"
+    assert float(small["parallel_tuple_cost"]) < 0.1 and float(small["parallel_setup_cost"]) < 1000
     assert small["max_parallel_workers_per_gather"] == "1" and big["max_parallel_workers_per_gather"] == "8"
 
 

@@ -68,12 +68,16 @@ def analytics_tuning(res: Resources, max_connections: int = 100) -> dict[str, st
     Measured on TPC-H SF 1 on 2 cores; bench/tpch/results.md has what each setting buys
     when set back to stock, side by side:
     - a quarter of memory for shared buffers, three quarters assumed cached by the OS
-      (shared_buffers is where the gain comes from: with the stock 128 MB ExaPG ties);
+      (shared_buffers is where most of the gain comes from, in huge pages: see hugepages.py);
     - work_mem sized so that a few concurrent parallel queries (pgBouncer caps them) fit in a
       quarter, at most 128 MB: larger, the planner trades parallel or sorted plans for single
       in-memory hash aggregates that spill anyway (Q18);
     - parallel workers per query: half the cores (at least one), as for a warehouse: with one
       worker per core the leader and its workers fight over the cores;
+    - parallel plans priced as what they cost on a dedicated node: a worker starts in about a
+      millisecond and hands tuples over shared memory, so parallel_setup_cost 100 and
+      parallel_tuple_cost 0.01 (stock: 1000 and 0.1); otherwise aggregates over millions of
+      groups stay serial (Q18);
     - random_page_cost 2, not the SSD habit of 1.1: the data is in memory, but an index probe
       per outer row still costs CPU, and 1.1 makes the planner pick nested loops over hash
       joins on analytic joins (Q3).
@@ -92,6 +96,8 @@ def analytics_tuning(res: Resources, max_connections: int = 100) -> dict[str, st
         "max_parallel_workers_per_gather": str(max(1, cpus // 2)),
         "max_parallel_maintenance_workers": str(max(1, cpus // 2)),
         "parallel_leader_participation": "on",
+        "parallel_setup_cost": "100",
+        "parallel_tuple_cost": "0.01",
         "jit": "on",
         "jit_above_cost": "500000",
         "jit_inline_above_cost": "2500000",
