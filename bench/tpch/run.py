@@ -31,6 +31,7 @@ sys.path.insert(0, str(HERE.parent.parent))
 import psycopg  # noqa: E402
 from psycopg import sql  # noqa: E402
 
+from exapg.postgres import hugepages  # noqa: E402
 from exapg.postgres.binaries import find_binaries  # noqa: E402
 from exapg.proc import ServiceUser, run  # noqa: E402
 from exapg.tpch import duck  # noqa: E402
@@ -48,6 +49,7 @@ ABLATIONS = {
     "random_page_cost": ("random_page_cost",),
     "effective_cache_size": ("effective_cache_size",),
     "jit thresholds": ("jit_above_cost", "jit_inline_above_cost", "jit_optimize_above_cost"),
+    "parallel plan costs": ("parallel_setup_cost", "parallel_tuple_cost"),
 }
 
 
@@ -229,27 +231,38 @@ def ablations(exapg_conn: psycopg.Connection, stock_conn: psycopg.Connection, ur
             for label, settings in ABLATIONS.items()}
 
 
-def without_shared_buffers(env: dict[str, str], exapg_conn: psycopg.Connection, stock_conn: psycopg.Connection,
-                           texts: dict[int, str], args: argparse.Namespace) -> dict:
-    """shared_buffers needs a restart: ExaPG restarted with the stock value, against stock."""
-    stock_value = stock_conn.execute("SHOW shared_buffers").fetchone()[0]
-    exapg_conn.execute("SELECT set_config('statement_timeout', '0', false)")
-    exapg_conn.execute(sql.SQL("ALTER SYSTEM SET shared_buffers = {}").format(sql.Literal(stock_value)))
+def restarted_against_stock(env: dict[str, str], exapg_conn: psycopg.Connection, stock_conn: psycopg.Connection,
+                            texts: dict[int, str], args: argparse.Namespace, *, label: str,
+                            shared_buffers: str | None = None, huge_pages: str | None = None) -> dict:
+    """What needs a restart: ExaPG restarted with the stock shared_buffers, or without huge
+    pages (EXAPG_HUGE_PAGES=off: nothing reserved), against stock; then restarted as it was."""
+    changed = {**env, **({"EXAPG_HUGE_PAGES": huge_pages} if huge_pages else {})}
+    if shared_buffers:
+        exapg_conn.execute("SELECT set_config('statement_timeout', '0', false)")
+        exapg_conn.execute(sql.SQL("ALTER SYSTEM SET shared_buffers = {}").format(sql.Literal(shared_buffers)))
     exapg_conn.close()
-    check(run_cli("restart", env=env, timeout=600))
+    check(run_cli("restart", env=changed, timeout=600))
     creds = json.loads(check(run_cli("credentials", "--json", env=env)).stdout)
     conn = psycopg.connect(creds["coordinator_url"], autocommit=True)
     try:
+        exapg_huge_kb = hugepages.mapped_kb(postmaster_pid(conn))
         prepare(conn)
-        suite({"exapg": conn}, texts, args.sf, 1, log="[warm-up] ")
-        medians = suite({"stock": stock_conn, "exapg": conn}, texts, args.sf, args.repeat, log="[small buffers] ")
-        conn.execute("ALTER SYSTEM RESET shared_buffers")
+        suite({"exapg": conn}, texts, args.sf, 1, log=f"[warm-up, {label}] ")
+        medians = suite({"stock": stock_conn, "exapg": conn}, texts, args.sf, args.repeat, log=f"[{label}] ")
+        if shared_buffers:
+            conn.execute("ALTER SYSTEM RESET shared_buffers")
     finally:
         conn.close()
     check(run_cli("restart", env=env, timeout=600))
     g = {name: gm(m) for name, m in medians.items()}
-    return {"stock_value": stock_value, "geometric_mean": g, "queries": medians,
+    return {"shared_buffers": shared_buffers, "huge_pages": huge_pages, "exapg_hugetlb_kb": exapg_huge_kb,
+            "geometric_mean": g, "queries": medians,
             "speedup_geometric_mean": g["stock"] / g["exapg"] if g["stock"] and g["exapg"] else None}
+
+
+def postmaster_pid(conn: psycopg.Connection) -> int:
+    datadir = conn.execute("SHOW data_directory").fetchone()[0]
+    return int(Path(datadir, "postmaster.pid").read_text().split()[0])
 
 
 def main() -> None:
@@ -296,8 +309,13 @@ def main() -> None:
         settings_sql = ("SELECT name, setting || coalesce(unit, '') FROM pg_settings WHERE name = ANY(%s)")
         names = ["shared_buffers", "work_mem", "effective_cache_size", "jit_above_cost", "random_page_cost",
                  "max_parallel_workers_per_gather", "max_parallel_workers", "default_statistics_target"]
+        names += ["huge_pages", "parallel_setup_cost", "parallel_tuple_cost"]
         results["settings"] = {n: dict(c.execute(settings_sql, (names,)).fetchall())
                                for n, c in (("stock", stock_conn), ("exapg", exapg_conn))}
+        # the stock server maps ordinary pages: no pool is reserved for it, as on a stock machine
+        results["hugetlb_kb"] = {n: hugepages.mapped_kb(postmaster_pid(c))
+                                 for n, c in (("stock", stock_conn), ("exapg", exapg_conn))}
+        print(f"huge page mappings (kB): {results['hugetlb_kb']}", flush=True)
         for conn in (stock_conn, exapg_conn):
             prepare(conn)
         # one untimed pass of every query on each: caches warm on both sides
@@ -312,7 +330,12 @@ def main() -> None:
         print(f"geometric means: {results['geometric_mean']}", flush=True)
 
         results["ablations"] = ablations(exapg_conn, stock_conn, creds["coordinator_url"], texts, args)
-        results["shared_buffers"] = without_shared_buffers(env, exapg_conn, stock_conn, texts, args)
+        stock_buffers = stock_conn.execute("SHOW shared_buffers").fetchone()[0]
+        results["shared_buffers"] = restarted_against_stock(
+            env, exapg_conn, stock_conn, texts, args, label="small buffers", shared_buffers=stock_buffers)
+        exapg_conn = psycopg.connect(creds["coordinator_url"], autocommit=True)
+        results["huge_pages"] = restarted_against_stock(
+            env, exapg_conn, stock_conn, texts, args, label="no huge pages", huge_pages="off")
         exapg_conn = psycopg.connect(creds["coordinator_url"], autocommit=True)
         prepare(exapg_conn)
 
