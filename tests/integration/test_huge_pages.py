@@ -62,3 +62,15 @@ def test_a_killed_node_gives_its_pages_back_at_stop(make_stack):
         time.sleep(0.1)
     assert stack.cli("stop").returncode == 0
     assert pool_total() == before
+
+
+def test_huge_pages_on_without_the_pages_is_one_clear_line(make_stack):
+    # 32 GB of shared buffers: more than ExaPG pins on this machine, so nothing is reserved
+    stack = make_stack("standalone", start=False, EXAPG_HUGE_PAGES="on", EXAPG_MEMORY_LIMIT="256GB")
+    before = pool_total()
+    result = stack.cli("up", "--mode", "standalone")
+    assert result.returncode == 5, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "EXAPG_HUGE_PAGES=on needs" in lines[0] and "vm.nr_hugepages" in lines[0]
+    assert pool_total() == before
+    assert stack.coordinator_server.pidfile() is None

@@ -341,12 +341,13 @@ class LocalRuntime:
 
     def _reserve_huge_pages(self, node: Node, server: PostgresServer) -> None:
         """As root, grow the kernel's huge page pool by what the node is about to map."""
-        if self.settings.huge_pages == "off":
-            return
+        reserving = hugepages.can_reserve()
+        if self.settings.huge_pages == "off" or (self.settings.huge_pages == "try" and not reserving):
+            return  # nothing to reserve and nothing to check: PostgreSQL takes free pages if any
         needed = hugepages.pages_needed(self.binaries, server.datadir, self.user)
         if needed is None:
             return
-        if hugepages.can_reserve():
+        if reserving:
             with hugepages.pool_lock():
                 added = hugepages.reserve(needed)
                 if added:
