@@ -21,6 +21,13 @@ def meminfo(tmp_path: Path, *, total: int = 0, free: int = 0, rsvd: int = 0, ava
     return path
 
 
+def pool_file(tmp_path: Path, pages: int) -> Path:
+    """A stand-in for /proc/sys/vm/nr_hugepages holding `pages`."""
+    path = tmp_path / "nr_hugepages"
+    path.write_text(f"{pages}\n")
+    return path
+
+
 def test_pool_counts_reserved_pages_as_taken(tmp_path: Path):
     pool = hugepages.read_pool(meminfo(tmp_path, total=100, free=80, rsvd=30))
     assert pool is not None
@@ -36,23 +43,20 @@ def test_no_pool_without_huge_page_lines(tmp_path: Path):
 
 
 def test_enough_free_pages_reserve_nothing(tmp_path: Path):
-    nr = tmp_path / "nr_hugepages"
-    nr.write_text("100\n")
+    nr = pool_file(tmp_path, 100)
     assert hugepages.reserve(40, nr_path=nr, meminfo=meminfo(tmp_path, total=100, free=100)) == 0
     assert nr.read_text() == "100\n"
 
 
 def test_never_pins_more_than_half_of_the_available_memory(tmp_path: Path):
-    nr = tmp_path / "nr_hugepages"
-    nr.write_text("0\n")
+    nr = pool_file(tmp_path, 0)
     # 3000 pages of 2 MB = 6 GB, with 8 GB available: more than half
     assert hugepages.reserve(3000, nr_path=nr, meminfo=meminfo(tmp_path, available=8 * 1024 * 1024)) == 0
     assert nr.read_text() == "0\n"
 
 
 def test_a_pool_the_kernel_does_not_grow_is_put_back(tmp_path: Path):
-    nr = tmp_path / "nr_hugepages"
-    nr.write_text("10\n")
+    nr = pool_file(tmp_path, 10)
     # the meminfo file does not change after the write: the kernel "found" no pages
     assert hugepages.reserve(50, nr_path=nr, meminfo=meminfo(tmp_path, total=10, free=10)) == 0
     assert nr.read_text() == "10\n"
