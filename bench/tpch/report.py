@@ -52,6 +52,7 @@ def main() -> None:
         s, e, d = stock[number], exapg[number], duck["queries"][number]
         ratio = f"{s / e:.2f}" if s and e else "-"
         lines.append(f"| Q{number} | {ms(s)} | {ms(e)} | {ratio} | {ms(d)} |")
+    lines += other_runs(source, r)
     even = [f"Q{n}" for n in sorted(stock, key=int) if stock[n] and exapg[n] and stock[n] / exapg[n] < 1.1]
     speedup = r.get("speedup_geometric_mean", 0)
     lines += [
@@ -128,6 +129,22 @@ def main() -> None:
     ]
     (HERE / "results.md").write_text("\n".join(lines))
     print(f"written {HERE / 'results.md'}")
+
+
+def other_runs(source: Path, r: dict) -> list[str]:
+    """Earlier whole runs of the same bench kept beside this one (results-sf<SF>-run<N>.json)."""
+    runs = sorted(HERE.glob(f"{source.stem}-run*.json"))
+    if not runs:
+        return []
+    lines = ["", "Whole runs of this bench, each with its own load, restarts and warm-up:", "",
+             "| run | stock | ExaPG | ExaPG faster by |", "|---|---:|---:|---:|"]
+    for path in [*runs, source]:
+        other = r if path == source else json.loads(path.read_text())
+        g = other["geometric_mean"]
+        label = "this page" if path == source else path.name
+        lines.append(f"| {label} | {ms(g['stock'])} ms | {ms(g['exapg'])} ms | "
+                     f"{other['speedup_geometric_mean']:.2f}x |")
+    return lines
 
 
 def restart_rows(r: dict) -> list[str]:
