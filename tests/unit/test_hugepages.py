@@ -1,8 +1,10 @@
 """The huge page pool as /proc/meminfo reports it, the reservation rules, and the ledger."""
 
+import os
 from pathlib import Path
 
 from exapg.postgres import hugepages
+from exapg.proc import ServiceUser
 
 MEMINFO = """MemTotal:       24000000 kB
 MemFree:        20000000 kB
@@ -63,7 +65,7 @@ def test_a_pool_the_kernel_does_not_grow_is_put_back(tmp_path: Path):
 
 
 def test_ledger_adds_and_takes_per_node(tmp_path: Path):
-    ledger = hugepages.Ledger(tmp_path / "hugepages.json")
+    ledger = hugepages.Ledger(tmp_path / "hugepages.json", ServiceUser("me", os.geteuid(), os.getegid(), "/"))
     assert ledger.read() == {}
     ledger.add("coordinator", 70)
     ledger.add("standby", 70)

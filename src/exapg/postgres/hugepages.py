@@ -137,8 +137,9 @@ def mapped_kb(pid: int) -> int:
 class Ledger:
     """Pages ExaPG added to the pool, per node of one stack (a JSON file in its state dir)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, user: ServiceUser) -> None:
         self.path = path
+        self.user = user
 
     def read(self) -> dict[str, int]:
         try:
@@ -164,7 +165,4 @@ class Ledger:
         if not data:
             self.path.unlink(missing_ok=True)
             return
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data) + "\n", encoding="utf-8")
-        tmp.chmod(0o600)
-        os.replace(tmp, self.path)
+        self.user.write_file(self.path, json.dumps(data) + "\n", 0o600)

@@ -352,24 +352,26 @@ class LocalRuntime:
                 added = hugepages.reserve(needed)
                 if added:
                     self.huge_page_ledger.add(node.name, added)
-        pool = hugepages.read_pool()
-        if self.settings.huge_pages == "on" and (pool is None or pool.available < needed):
+        if self.settings.huge_pages == "on":
+            pool = hugepages.read_pool()
             free = pool.available if pool else 0
-            raise ConfigurationError(
-                f"{node.name}: EXAPG_HUGE_PAGES=on needs {needed} free huge pages, the kernel has {free}: "
-                "reserve them (sysctl vm.nr_hugepages), run 'exapg up' as root, or set EXAPG_HUGE_PAGES=try"
-            )
+            if free < needed:
+                raise ConfigurationError(
+                    f"{node.name}: EXAPG_HUGE_PAGES=on needs {needed} free huge pages, the kernel has {free}: "
+                    "reserve them (sysctl vm.nr_hugepages), run 'exapg up' as root, or set EXAPG_HUGE_PAGES=try"
+                )
 
     def _release_huge_pages(self, node: Node) -> None:
         """Give back the pages ExaPG reserved for a node once it no longer runs."""
-        if self.server(node).pidfile() is not None or not hugepages.can_reserve():
+        if (node.name not in self.huge_page_ledger.read() or not hugepages.can_reserve()
+                or self.server(node).pidfile() is not None):
             return
         with hugepages.pool_lock():
             hugepages.release(self.huge_page_ledger.take(node.name))
 
     @property
     def huge_page_ledger(self) -> hugepages.Ledger:
-        return hugepages.Ledger(self.root / "hugepages.json")
+        return hugepages.Ledger(self.root / "hugepages.json", self.user)
 
     def _node_resources(self, topology: Topology) -> pgconf.Resources:
         """This machine's (or EXAPG_MEMORY_LIMIT's) memory, shared by the stack's nodes."""
