@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# First-start initialisation (run once by docker-entrypoint.sh on an empty data dir).
-# Creates the Citus extension on every node; on the coordinator also records its own
-# address, so workers can reach it for metadata syncing.
+# First-start initialisation (run once by the entrypoint on an empty data dir).
+# pg_stat_statements on every node; Citus where the image has it: the extension on
+# every node, and on the coordinator its own address, so workers can reach it for
+# metadata syncing.
 set -Eeuo pipefail
 
 psql_db() {
@@ -9,8 +10,17 @@ psql_db() {
 }
 
 psql_db <<'SQL'
-CREATE EXTENSION IF NOT EXISTS citus;
 CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
+SQL
+
+citus=$(psql_db -A -t -c "SELECT count(*) FROM pg_available_extensions WHERE name = 'citus'")
+if [[ "$citus" == "0" ]]; then
+    echo "00-exapg-citus: this image has no Citus; the node runs as plain PostgreSQL" >&2
+    exit 0
+fi
+
+psql_db <<'SQL'
+CREATE EXTENSION IF NOT EXISTS citus;
 -- Columnar storage is its own extension since Citus 13.2 (part of citus before).
 DO $$
 BEGIN

@@ -15,6 +15,7 @@ from exapg.cli import cluster as cluster_cmds
 from exapg.cli import compose as compose_cmds
 from exapg.cli import config as config_cmds
 from exapg.cli import exporter as exporter_cmds
+from exapg.cli import images as images_cmds
 from exapg.cli import stack as stack_cmds
 from exapg.cli import tpch as tpch_cmds
 from exapg.cli.output import error
@@ -50,7 +51,8 @@ def _root(
     ctx.obj = Context(debug or bool(os.environ.get("EXAPG_DEBUG")))
 
 
-for commands in (stack_cmds, config_cmds, cluster_cmds, exporter_cmds, certs_cmds, compose_cmds, tpch_cmds):
+for commands in (stack_cmds, config_cmds, cluster_cmds, exporter_cmds, certs_cmds, compose_cmds, tpch_cmds,
+                 images_cmds):
     commands.register(app)
 
 
