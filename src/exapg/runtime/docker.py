@@ -22,7 +22,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from exapg.errors import CommandError, InvalidParameterError, MissingDependencyError, OperationTimeoutError
+from exapg.errors import (
+    CommandError,
+    ConfigurationError,
+    InvalidParameterError,
+    MissingDependencyError,
+    OperationTimeoutError,
+)
 from exapg.settings import FILE_VARIABLES, Settings
 from exapg.status import Role, ServiceState, ServiceStatus
 
@@ -213,9 +219,14 @@ class DockerRuntime:
 
     def up(self, mode: str | None = None, workers: int | None = None) -> list[str]:
         mode = mode or "ha"
-        args = ["up", "-d", "--remove-orphans", *self._scale_args(mode, workers), *services_for(mode)]
-        self.compose(mode).check(args)
-        return [f"docker compose up ({self.profile}, {mode})"]
+        compose = self.compose(mode)
+        services = services_for(mode, compose.check(["config", "--services"]).split())
+        require_images(compose, services, cluster=mode == "cluster")
+        actions = []
+        if any(path.name == EXTRAS["prod"] for path in compose.files()):
+            actions += prepare_production_dirs(compose_environment(self.settings))
+        compose.check(["up", "-d", "--remove-orphans", *self._scale_args(mode, workers), *services])
+        return [*actions, f"docker compose up ({self.profile}, {mode}): {', '.join(services)}"]
 
     def _scale_args(self, mode: str, workers: int | None) -> list[str]:
         if mode != "cluster":
@@ -266,15 +277,86 @@ class DockerRuntime:
         return found
 
 
-def services_for(mode: str) -> list[str]:
-    """Services `up` starts per mode (monitoring and management come with their files)."""
-    if mode == "standalone":
-        return ["coordinator", "pgbouncer"]
-    if mode == "cluster":
-        return ["coordinator", "worker1", "worker2", "worker", "pgbouncer"]
-    if mode == "ha":
-        return []  # everything in the files, the standby and its exporter included
-    raise InvalidParameterError(f"unknown mode {mode!r}: use standalone, ha or cluster")
+SERVICE_UID = 999  # the postgres user of exapg/postgres (seed 000's `user: "999:999"`)
+PROD_DEFAULTS = {"EXAPG_DATA_DIR": "/opt/exapg/data", "EXAPG_CONFIG_DIR": "/opt/exapg/config",
+                 "EXAPG_LOG_DIR": "/opt/exapg/logs"}
+PROD_NODES = ("coordinator", "worker1", "worker2")
+CONFIG_SOURCE = REPO_DOCKER_DIR.parent / "config" / "postgresql"
+
+
+def prepare_production_dirs(environ: Mapping[str, str] | None = None) -> list[str]:
+    """The host directories of docker-compose.prod.yml, made as the image needs them: data
+    (0700) and logs owned by uid 999, the configuration copied once from config/postgresql.
+    Docker would make missing ones owned by root, where PostgreSQL cannot write."""
+    env = os.environ if environ is None else environ
+    dirs = {name: Path(env.get(name) or default) for name, default in PROD_DEFAULTS.items()}
+    wanted = [dirs["EXAPG_DATA_DIR"] / node for node in PROD_NODES] + [dirs["EXAPG_LOG_DIR"]]
+    missing = [path for path in [*wanted, dirs["EXAPG_CONFIG_DIR"]] if not path.is_dir()]
+    if missing and os.geteuid() != 0:
+        raise ConfigurationError(
+            f"{missing[0]} is missing and only root can make it owned by uid {SERVICE_UID}: run as root, or "
+            f"install -d -o {SERVICE_UID} -g {SERVICE_UID} -m 700 {' '.join(str(p) for p in wanted[:-1])}")
+    done = []
+    for path in wanted:
+        if not path.is_dir():
+            path.mkdir(parents=True, mode=0o700 if path.parent == dirs["EXAPG_DATA_DIR"] else 0o755)
+            os.chown(path, SERVICE_UID, SERVICE_UID)
+            done.append(f"made {path} (uid {SERVICE_UID})")
+    config = dirs["EXAPG_CONFIG_DIR"]
+    if not any(config.glob("*.conf")):
+        config.mkdir(parents=True, exist_ok=True)
+        for source in sorted(CONFIG_SOURCE.glob("*.conf")):
+            shutil.copy2(source, config / source.name)
+        done.append(f"copied the server configuration into {config}")
+    return done
+
+
+WORKER_SERVICES = ("worker1", "worker2", "worker")
+
+
+def services_for(mode: str, available: Sequence[str]) -> list[str]:
+    """Services `up` starts per mode, of those the compose files define: the workers only in
+    cluster mode, the standby only in ha (its file is added for ha); monitoring and
+    management whenever their files are there."""
+    if mode not in ("standalone", "ha", "cluster"):
+        raise InvalidParameterError(f"unknown mode {mode!r}: use standalone, ha or cluster")
+    skip = set() if mode == "cluster" else set(WORKER_SERVICES)
+    if mode != "ha":
+        skip |= {"standby"}
+    return [name for name in available if name not in skip]
+
+
+def require_images(compose: DockerCompose, services: Sequence[str], *, cluster: bool) -> None:
+    """ExaPG's images are built by `exapg images build`, not pulled: say so before Compose
+    tries to build one without its wheelhouse or base. Cluster mode needs Citus inside."""
+    model = compose.check(["config"])
+    images = sorted({line.split("image:", 1)[1].strip() for line in model.splitlines()
+                     if line.strip().startswith("image: exapg/")})
+    missing = [name for name in images if not _image_exists(name)]
+    if missing:
+        raise MissingDependencyError(f"image {missing[0]} is not built: run 'exapg images build' (make images)")
+    postgres = next((name for name in images if name.startswith("exapg/postgres:")), None)
+    if cluster and postgres and citus_version(postgres) == "none":
+        raise MissingDependencyError(
+            f"{postgres} was built without Citus, which cluster mode needs: rebuild it with a Citus source "
+            "('exapg images build --citus-source DIR', or with internet access for Citus's release archive)")
+
+
+def _image_exists(name: str) -> bool:
+    try:
+        docker_command(["image", "inspect", "--format", "{{.Id}}", name], timeout=ENGINE_TIMEOUT * 3)
+    except CommandError:
+        return False
+    return True
+
+
+def citus_version(image: str) -> str:
+    """The Citus version exapg/postgres was built with ('none' without)."""
+    try:
+        found = docker_command(["run", "--rm", "--entrypoint", "cat", image, "/usr/share/exapg/citus"], timeout=60)
+    except CommandError:
+        return "none"
+    return found.strip() or "none"
 
 
 def pool_size(workers: int) -> int:
