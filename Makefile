@@ -17,15 +17,16 @@ PYTEST_ARGS ?=
 # python3-psycopg: the worker image's registration runs on Debian's Python, and so do its
 # tests; nginx-light serves the front-end image's configuration in tests.
 APT_PACKAGES := postgresql-15 pgbouncer prometheus prometheus-postgres-exporter \
-	docker-compose chromium python3-venv python3-psycopg nginx-light ca-certificates
+	docker-compose chromium python3-venv python3-psycopg nginx-light ca-certificates debootstrap
 # The front end's build (Vite 7) needs Node.js 20.19 or newer; Debian 12's own is 18.
 NODE_MIN := 20.19
 
-.PHONY: up test setup system venv frontend lint bench down clean help
+.PHONY: up test setup system venv frontend engine images lint bench down clean help
 
 help:
 	@echo "make up     set up this machine and start ExaPG (MODE=$(MODE))"
 	@echo "make test   set up this machine and run the test suite"
+	@echo "make images start a Docker engine if need be and build ExaPG's images"
 	@echo "make lint   ruff"
 	@echo "make bench  benchmarks (results under bench/)"
 	@echo "make down   stop the stack (data kept)"
@@ -33,8 +34,18 @@ help:
 up: setup
 	$(BIN)/exapg up --mode $(MODE)
 
-test: setup
+test: setup images
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The Docker runtime's tests run on a real engine: started here when none runs (as root),
+# and every image built once (kept while its inputs do not change). Without an engine
+# the Docker tests skip and say why.
+engine:
+	@bash docker/start-engine.sh
+
+images: setup engine
+	@if timeout 20 docker info >/dev/null 2>&1; then $(BIN)/exapg images build; \
+	else echo "no Docker engine: images not built"; fi
 
 setup: system venv frontend
 
