@@ -287,7 +287,12 @@ def test_monitoring_services(tmp_path):
     assert "--storage.tsdb.retention.time=200h" in prometheus["command"]
     assert "--config.file=/etc/prometheus/prometheus.yml" in prometheus["command"]
     assert "--web.enable-lifecycle" in prometheus["command"]
-    assert "/var/run/docker.sock:/var/run/docker.sock:ro" in prometheus["volumes"]
+    # no Docker socket for Prometheus (it would give root on the host), and images as settings
+    assert not any("docker.sock" in volume for volume in prometheus["volumes"])
+    assert "group_add" not in prometheus
+    assert prometheus["image"] == "prom/prometheus:v2.53.2"
+    assert render(COMBINATIONS["full"], tmp_path, PROMETHEUS_IMAGE="exapg/prometheus:debian")[
+        "services"]["prometheus"]["image"] == "exapg/prometheus:debian"
     grafana = services["grafana"]["environment"]
     assert grafana["GF_SECURITY_ADMIN_USER"] == "admin"
     assert grafana["GF_SECURITY_ADMIN_PASSWORD"] == SECRETS["GRAFANA_PASSWORD"]

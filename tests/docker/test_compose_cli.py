@@ -95,10 +95,15 @@ def test_worker_pool_size():
 
 
 def test_services_per_mode():
-    assert services_for("standalone") == ["coordinator", "pgbouncer"]
-    assert "worker" in services_for("cluster")
+    defined = ["coordinator", "worker1", "worker2", "worker", "pgbouncer", "standby", "replication_exporter",
+               "prometheus"]
+    assert services_for("standalone", defined) == ["coordinator", "pgbouncer", "replication_exporter",
+                                                   "prometheus"]
+    assert services_for("ha", defined) == ["coordinator", "pgbouncer", "standby", "replication_exporter",
+                                           "prometheus"]
+    assert "worker" in services_for("cluster", defined) and "standby" not in services_for("cluster", defined)
     with pytest.raises(InvalidParameterError):
-        services_for("galaxy")
+        services_for("galaxy", defined)
 
 
 def test_status_line_from_docker_inspect():

@@ -25,8 +25,10 @@ from tests.docker.scratch import PASSWORD, as_service_user, free_port, give
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "docker"
 DOCKERFILE_TEXT = (DOCKER / "Dockerfile").read_text()
-OURS = ["Dockerfile", "Dockerfile.pgbouncer", "Dockerfile.mgmt-backend", "Dockerfile.mgmt-frontend"]
+OURS = ["Dockerfile", "Dockerfile.pgbouncer", "Dockerfile.mgmt-backend", "Dockerfile.mgmt-frontend",
+        "Dockerfile.prometheus", "Dockerfile.postgres-exporter"]
 SCRIPTS = [DOCKER / "postgres" / "exapg-entrypoint.sh", DOCKER / "postgres" / "exapg-worker.sh",
+           DOCKER / "postgres" / "build-citus.sh", DOCKER / "start-engine.sh",
            DOCKER / "pgbouncer" / "entrypoint.sh", *sorted((ROOT / "sql" / "init").glob("*.sh"))]
 
 
@@ -69,28 +71,49 @@ def test_images_run_unprivileged_and_hold_no_secret(dockerfile):
             assert not re.search(r"(PASSWORD|SECRET)\w*=", arg), f"{op} {arg}"
 
 
-def test_postgres_image_is_multi_stage_with_packaged_citus():
+def test_every_image_builds_from_one_debian_base():
+    for dockerfile in [*OURS, "Dockerfile.replication-exporter"]:
+        steps = instructions(dockerfile)
+        assert ("ARG", "BASE_IMAGE=debian:bookworm-slim") in steps, dockerfile
+        bases = [arg.split()[0] for op, arg in steps if op == "FROM"]
+        assert bases[0] == "${BASE_IMAGE}", dockerfile
+        assert all(b == "${BASE_IMAGE}" or not (":" in b or "/" in b) for b in bases), (dockerfile, bases)
+
+
+def test_python_images_install_from_the_wheelhouse_only():
+    for dockerfile in ("Dockerfile.mgmt-backend", "Dockerfile.replication-exporter"):
+        runs = " ".join(arg for op, arg in instructions(dockerfile) if op == "RUN")
+        assert "pip install --no-cache-dir --no-index --find-links=/tmp/wheels" in runs
+        assert ("COPY", "build/docker/wheels/ /tmp/wheels/") in instructions(dockerfile)
+
+
+def test_postgres_image_compiles_citus_in_a_builder_stage():
     steps = instructions("Dockerfile")
-    bases = [arg for op, arg in steps if op == "FROM"]
-    assert len(bases) >= 2
-    assert bases[-1].startswith("postgres:${PG_MAJOR}")
+    stages = [arg for op, arg in steps if op == "FROM"]
+    assert stages == ["${BASE_IMAGE} AS base", "base AS citus-build", "base AS runtime",
+                      "runtime AS development", "runtime AS production"]
     runs = " ".join(arg for op, arg in steps if op == "RUN")
-    assert "git clone" not in runs
-    assert 'postgresql-${PG_MAJOR}-citus-${CITUS_VERSION}' in runs
-    assert "repos.citusdata.com" in runs
-    assert ("USER", "postgres") in steps
-    assert ("ENTRYPOINT", '["exapg-entrypoint"]') in steps
+    assert "git clone" not in runs and "repos.citusdata.com" not in runs
+    assert 'build-citus "${CITUS_SOURCE}" "${CITUS_VERSION}" /src/citus /out' in runs
     copied = [arg for op, arg in steps if op == "COPY"]
+    assert "--from=citus-build /out/ /" in copied  # only the installed extension reaches the runtime
     assert "config/postgresql/ /etc/postgresql/" in copied
     assert "sql/init/ /docker-entrypoint-initdb.d/" in copied
+    assert ("USER", "999:999") in steps
+    assert ("ENTRYPOINT", '["exapg-entrypoint"]') in steps
+    script = (DOCKER / "postgres" / "build-citus.sh").read_text()
+    assert "releases" not in script and "archive/refs/tags/v${version}.tar.gz" in script
 
 
 def test_frontend_is_served_by_unprivileged_nginx():
     steps = instructions("Dockerfile.mgmt-frontend")
-    assert [arg for op, arg in steps if op == "FROM"][-1].startswith("nginxinc/nginx-unprivileged:")
+    assert ("COPY", "frontend/dist/ /usr/share/nginx/html/") in steps
+    assert "nginx-light" in " ".join(arg for op, arg in steps if op == "RUN")
+    assert ("USER", "101") in steps
     conf = (DOCKER / "nginx" / "frontend.conf").read_text()
     assert re.search(r"listen 3000;", conf)
     assert "proxy_pass $backend;" in conf and "management_backend:8000" in conf
+    assert "pid /tmp/nginx.pid;" in (DOCKER / "nginx" / "nginx.conf").read_text()
 
 
 def test_backend_runs_the_api_factory_under_uvicorn():

@@ -67,9 +67,10 @@ def test_docker_pool_keeps_the_seeds_fixed_workers():
     assert docker.pool_size(2) == 0 and docker.pool_size(5) == 3
     with pytest.raises(InvalidParameterError, match="at least 2"):
         docker.pool_size(1)
-    assert docker.services_for("cluster")[:3] == ["coordinator", "worker1", "worker2"]
+    defined = ["coordinator", "worker1", "worker2", "worker", "pgbouncer"]
+    assert docker.services_for("cluster", defined)[:3] == ["coordinator", "worker1", "worker2"]
     with pytest.raises(InvalidParameterError, match="unknown mode"):
-        docker.services_for("sideways")
+        docker.services_for("sideways", defined)
 
 
 def test_the_worker_image_settings(monkeypatch, tmp_path):
