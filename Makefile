@@ -21,13 +21,14 @@ APT_PACKAGES := postgresql-15 pgbouncer prometheus prometheus-postgres-exporter 
 # The front end's build (Vite 7) needs Node.js 20.19 or newer; Debian 12's own is 18.
 NODE_MIN := 20.19
 
-.PHONY: up test setup system venv frontend lint bench down clean help
+.PHONY: up test setup system venv frontend lint bench docs down clean help
 
 help:
 	@echo "make up     set up this machine and start ExaPG (MODE=$(MODE))"
 	@echo "make test   set up this machine and run the test suite"
 	@echo "make lint   ruff"
 	@echo "make bench  benchmarks (results under bench/)"
+	@echo "make docs   write docs/cli.md and docs/configuration.md from the code"
 	@echo "make down   stop the stack (data kept)"
 
 up: setup
@@ -87,6 +88,10 @@ lint: venv
 
 bench: setup
 	@for script in bench/*/run.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+# The CLI and configuration references are generated; tests/docs fails when they are stale.
+docs: venv
+	$(BIN)/python tools/docs_gen.py
 
 down: venv
 	$(BIN)/exapg down
