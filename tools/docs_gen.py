@@ -271,7 +271,7 @@ def _argparse_section() -> list[str]:
     p = parser()
     usage = " ".join(p.format_usage().removeprefix("usage: ").split())
     lines = [f"## {p.prog}", "", "```", usage, "```", "", p.description or "", "",
-             "Also `python -m exapg.exporter`; `exapg exporter` takes the same options.", ""]
+             "The same program as `python -m exapg.exporter`, and as `exapg exporter` (above).", ""]
     rows = []
     for action in p._actions:  # argparse offers no public way to list them
         if isinstance(action, argparse._HelpAction):
