@@ -21,7 +21,7 @@ APT_PACKAGES := postgresql-15 pgbouncer prometheus prometheus-postgres-exporter 
 # The front end's build (Vite 7) needs Node.js 20.19 or newer; Debian 12's own is 18.
 NODE_MIN := 20.19
 
-.PHONY: up test setup system venv frontend engine images lint bench down clean help
+.PHONY: up test setup system venv frontend engine images lint bench docs down clean help
 
 help:
 	@echo "make up     set up this machine and start ExaPG (MODE=$(MODE))"
@@ -29,6 +29,7 @@ help:
 	@echo "make images start a Docker engine if need be and build ExaPG's images"
 	@echo "make lint   ruff"
 	@echo "make bench  benchmarks (results under bench/)"
+	@echo "make docs   write docs/cli.md and docs/configuration.md from the code"
 	@echo "make down   stop the stack (data kept)"
 
 up: setup
@@ -98,6 +99,10 @@ lint: venv
 
 bench: setup
 	@for script in bench/*/run.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+# The CLI and configuration references are generated; tests/docs fails when they are stale.
+docs: venv
+	$(BIN)/python tools/docs_gen.py
 
 down: venv
 	$(BIN)/exapg down

@@ -37,6 +37,22 @@ def metric_names(expr: str) -> set[str]:
     return names
 
 
+_JOB_MATCHER = re.compile(r'(?:^|[{,])\s*job\s*=~?\s*"')
+
+
+def selectors(expr: str, name: str) -> list[str]:
+    """The label matchers (`{...}`, or "" when there are none) of every selector of
+    metric `name` in `expr`."""
+    text = _GROUPING.sub(" ", expr)
+    pattern = re.compile(rf"(?<![\w:.\"']){re.escape(name)}(?![\w:])\s*(\{{[^}}]*\}})?")
+    return [match.group(1) or "" for match in pattern.finditer(text)]
+
+
+def has_job_matcher(matchers: str) -> bool:
+    """True when `{...}` picks series by job (`job="..."` or `job=~"..."`)."""
+    return bool(_JOB_MATCHER.search(matchers))
+
+
 def rule_expressions() -> dict[str, str]:
     found = {}
     for path in RULES:

@@ -13,10 +13,12 @@ from tests.monitoring.promql import (
     PROMETHEUS_SYNTHETIC,
     RULES,
     all_expressions,
+    has_job_matcher,
     metric_names,
     recorded_postgres_exporter_names,
     replication_exporter_names,
     rule_expressions,
+    selectors,
 )
 
 PROMETHEUS_DIR = MONITORING / "prometheus"
@@ -88,6 +90,47 @@ def test_every_expression_names_only_served_metrics():
     served = replication_exporter_names() | recorded_postgres_exporter_names() | PROMETHEUS_SYNTHETIC
     unknown = {where: sorted(metric_names(expr) - served) for where, expr in all_expressions().items()}
     assert not {k: v for k, v in unknown.items() if v}
+
+
+@pytest.mark.parametrize(("expr", "name", "expected"), [
+    ("pg_up == 0", "pg_up", [""]),
+    ('pg_up{job="replication_exporter"} == 0', "pg_up", ['{job="replication_exporter"}']),
+    ('sum by (server) (pg_up{instance="standby"}) and on (job) pg_up', "pg_up", ['{instance="standby"}', ""]),
+    ("pg_upper + pg_up_x", "pg_up", []),
+    ('count(pg_replication_slots_active{server="a", job=~"postgres_exporter"})', "pg_replication_slots_active",
+     ['{server="a", job=~"postgres_exporter"}']),
+])
+def test_selector_extraction(expr, name, expected):
+    assert selectors(expr, name) == expected
+
+
+@pytest.mark.parametrize(("matchers", "expected"), [
+    ("", False), ('{instance="standby"}', False), ('{job="a"}', True), ('{server="x",job=~"a|b"}', True),
+    ('{job!="a"}', False), ('{cronjob="a"}', False),
+])
+def test_job_matcher(matchers, expected):
+    assert has_job_matcher(matchers) is expected
+
+
+def shared_names() -> set[str]:
+    return replication_exporter_names() & recorded_postgres_exporter_names()
+
+
+def test_the_exporters_share_metric_names():
+    """postgres_exporter 0.11 serves pg_up (no server label) and, per slot,
+    pg_replication_slots_active{slot_name} (a 0/1 flag), where the replication exporter
+    serves pg_up per server and pg_replication_slots_active as a count of slots."""
+    assert shared_names() >= {"pg_up", "pg_replication_slots_active"}
+
+
+def test_names_both_exporters_serve_are_read_with_a_job_matcher():
+    """Without one, a panel or rule adds up two different series under one name."""
+    unfiltered = {
+        where: sorted(name for name in shared_names() & metric_names(expr)
+                      if not all(has_job_matcher(m) for m in selectors(expr, name)))
+        for where, expr in all_expressions().items()
+    }
+    assert not {where: names for where, names in unfiltered.items() if names}
 
 
 def test_docker_prometheus_config_scrapes_our_services():
