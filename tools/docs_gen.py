@@ -147,11 +147,12 @@ COMPOSE_MEANINGS = {
     "WORKER_REPLICAS": "replicas of the scalable `worker` service beyond worker1 and worker2",
     "COORDINATOR_MEMORY_LIMIT": "coordinator's memory limit", "COORDINATOR_MEMORY_RESERVATION": "and reservation",
     "COORDINATOR_CPUS": "coordinator's CPU limit", "COORDINATOR_CPUS_RESERVATION": "and reservation",
-    "PROMETHEUS_VERSION": "tag of the Prometheus image",
-    "GRAFANA_VERSION": "tag of the Grafana image",
-    "POSTGRES_EXPORTER_VERSION": "tag of the postgres_exporter image",
+    "PROMETHEUS_IMAGE": "Prometheus image (`exapg/prometheus:debian` where the official one cannot be pulled)",
+    "GRAFANA_IMAGE": "Grafana image",
+    "POSTGRES_EXPORTER_IMAGE": "postgres_exporter image (`exapg/postgres-exporter:debian` where the official "
+                               "one cannot be pulled)",
+    "EXAPG_BASE_IMAGE": "Debian bookworm base of every ExaPG image (also read by `exapg images build`)",
     "GRAFANA_PLUGINS": "Grafana plugins to install",
-    "DOCKER_GID": "group of the Docker socket, for Prometheus's container discovery",
 }
 OTHER_MEANINGS = {
     "EXAPG_DEBUG": "any value: tracebacks on errors, as `--debug`",
@@ -160,8 +161,11 @@ OTHER_MEANINGS = {
     "DOCKER_HOST": "the Docker engine",
     "EXAPG_MONITORING_DIR": "the `monitoring/` directory (alert rules, postgres_exporter queries)",
     "XDG_STATE_HOME": "base of the default state directory when not root",
+    "EXAPG_CITUS_SOURCE": "a Citus source tree for `exapg images build` (else `~/.cache/exapg/citus-src` if there)",
+    "EXAPG_DEBIAN_MIRROR": "Debian mirror `exapg images build` bootstraps the base image from",
 }
 OTHER_DEFAULTS = {
+    "EXAPG_DEBIAN_MIRROR": "`http://deb.debian.org/debian`",
     "EXAPG_DOCKER_DIR": "`docker/` of the checkout",
     "EXAPG_MONITORING_DIR": "`monitoring/` of the checkout",
     "XDG_STATE_HOME": "`~/.local/state`",
@@ -170,6 +174,7 @@ OTHER_DEFAULTS = {
 # Modules whose environment reads matter to one runtime only; others are read in both.
 MODULE_RUNTIME = {
     "exapg.runtime.docker": "docker", "exapg.cli.compose": "docker", "exapg.cluster.register": "docker",
+    "exapg.runtime.images": "docker",
     "exapg.runtime.local": "local", "exapg.monitoring.local": "local", "exapg.runtime.supervisor": "local",
 }
 
