@@ -22,6 +22,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from exapg import config_check
 from exapg.errors import CommandError, InvalidParameterError, MissingDependencyError, OperationTimeoutError
 from exapg.settings import FILE_VARIABLES, Settings
 from exapg.status import Role, ServiceState, ServiceStatus
@@ -212,6 +213,7 @@ class DockerRuntime:
         return DockerCompose(self.settings, self.profile, extras)
 
     def up(self, mode: str | None = None, workers: int | None = None) -> list[str]:
+        config_check.require_valid(self.settings, backend="docker")  # before Compose touches anything
         mode = mode or "ha"
         args = ["up", "-d", "--remove-orphans", *self._scale_args(mode, workers), *services_for(mode)]
         self.compose(mode).check(args)

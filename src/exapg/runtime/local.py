@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import stat
 import sys
 import time
@@ -30,11 +29,13 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from exapg import config_check
 from exapg import secrets as secret_store
 from exapg import state as state_file
 from exapg.api.service import api_program
 from exapg.cluster import citus
 from exapg.cluster.topology import Mode, Node, Topology
+from exapg.config_check import port_free
 from exapg.errors import (
     CommandError,
     ConfigurationError,
@@ -49,10 +50,10 @@ from exapg.postgres import conf as pgconf
 from exapg.postgres import hugepages
 from exapg.postgres.binaries import PgBinaries, find_binaries
 from exapg.postgres.conn import Dsn, connect
-from exapg.postgres.ctl import PgIsReady, PostgresServer, pg_isready
+from exapg.postgres.ctl import PgIsReady, PostgresServer, pg_isready, read_pidfile
 from exapg.proc import ServiceUser, run
 from exapg.runtime import logs as logfiles
-from exapg.runtime import pgbouncer
+from exapg.runtime import pgbouncer, processes
 from exapg.runtime.base import Program
 from exapg.runtime.supervisor import ProcessInfo, Supervisor, reap_orphans
 from exapg.secrets import REPLICATION_USER, Secrets
@@ -143,7 +144,10 @@ class LocalRuntime:
     def up(
         self, mode: str | None = None, workers: int | None = None, standby: bool | None = None
     ) -> list[str]:
-        """Bring the stack to its desired state; returns what was done (empty: nothing to do)."""
+        """Bring the stack to its desired state; returns what was done (empty: nothing to do).
+
+        Every settings problem is reported before anything is written, started or changed."""
+        self.validate()
         self._check_state_dir()
         previous = self.state()
         desired = self._desired_state(previous, mode, workers, standby)
@@ -177,6 +181,22 @@ class LocalRuntime:
                 actions += self._ensure_citus(topology, secrets)
             actions += self._ensure_programs(topology, secrets, restart=old_password is not None)
         return actions
+
+    def validate(self) -> None:
+        """What `exapg config validate` checks, with the ports this stack holds counted as free."""
+        config_check.require_valid(self.settings, ours=self.own_ports(), backend="local")
+
+    def own_ports(self) -> set[int]:
+        """TCP ports this stack's own processes listen on: its postmasters and its supervised
+        programs (under a live supervisor or left by a dead one)."""
+        pids = set(processes.marked(self._marker))
+        data = self.root / "data"
+        if data.is_dir():
+            for datadir in data.iterdir():
+                found = read_pidfile(datadir)
+                if found is not None:
+                    pids.add(found.pid)
+        return set(processes.listening_ports(pids))
 
     def _desired_state(
         self, previous: StackState | None, mode: str | None, workers: int | None,
@@ -727,17 +747,6 @@ def _ensure_replication_role(conn: psycopg.Connection, password: str) -> None:
             sql.SQL(verb), sql.Identifier(REPLICATION_USER), sql.Literal(password)
         )
     )
-
-
-def port_free(host: str, port: int) -> bool:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host if host not in ("*", "") else "0.0.0.0", port))  # noqa: S104
-        except OSError:
-            return False
-    return True
 
 
 def _http_ok(url: str) -> bool:
