@@ -333,3 +333,15 @@ def test_killed_supervisor_is_recovered_by_up(make_stack):
     assert stack.cli("health").returncode == 0
     with connect(stack.pgbouncer) as conn:
         assert conn.execute("SELECT 1").fetchone()[0] == 1
+
+
+@pytest.mark.parametrize("args", [["rebalance"], ["distribute", "orders", "--column", "id"], ["reference", "nation"],
+                                  ["columnar", "lineitem"], ["scale", "--workers", "3"]])
+def test_cluster_commands_in_ha_mode_say_so(ha_stack, args):
+    """Not `function citus_rebalance_start() does not exist`: one line naming the mode, exit 2."""
+    result = ha_stack.cli(*args)
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert f"'exapg {args[0]}' needs a cluster-mode stack" in lines[0] and "runs in ha mode" in lines[0]
+    assert "exapg up --mode cluster" in lines[0]

@@ -511,8 +511,20 @@ class LocalRuntime:
             conn.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
                          "WHERE slot_name = %s", (standby.slot,))
 
+    def require_cluster(self, command: str) -> StackState:
+        """The stack's state, if it runs in cluster mode; else one line on what to do (exit 2)."""
+        current = self.require_state()
+        if current.mode != Mode.CLUSTER:
+            raise InvalidParameterError(
+                f"'exapg {command}' needs a cluster-mode stack (Citus workers); stack "
+                f"'{self.settings.compose_project_name}' runs in {current.mode} mode: "
+                "start it with 'exapg up --mode cluster'"
+            )
+        return current
+
     def rebalance(self, wait: bool = True) -> list[str]:
         """Start Citus's background rebalance and (by default) follow it to the end."""
+        self.require_cluster("rebalance")
         topology = self.topology
         with connect(self.dsn(), statement_timeout_ms=0) as conn:
             job = citus.start_rebalance(conn)
@@ -728,9 +740,7 @@ class LocalRuntime:
         return logfiles.read(files, follow=follow, since=since, timestamps=timestamps)
 
     def scale(self, workers: int, rebalance: bool = True) -> list[str]:
-        current = self.require_state()
-        if current.mode != Mode.CLUSTER:
-            raise ExaPGError("scaling workers needs a cluster-mode stack: exapg up --mode cluster")
+        current = self.require_cluster("scale")
         if workers < 1:
             raise InvalidParameterError("a cluster needs at least one worker")
         actions = self.up(mode=str(Mode.CLUSTER), workers=workers)
