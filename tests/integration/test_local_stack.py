@@ -345,3 +345,32 @@ def test_cluster_commands_in_ha_mode_say_so(ha_stack, args):
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
     assert f"'exapg {args[0]}' needs a cluster-mode stack" in lines[0] and "runs in ha mode" in lines[0]
     assert "exapg up --mode cluster" in lines[0]
+
+
+def test_paused_replay_makes_the_standby_unhealthy(ha_stack):
+    """Replay paused with WAL piling up: `health` fails and `status` and the API's inspection
+    say why (what the exporter's score and the StandbyReplayPaused alert say too)."""
+    from exapg.cluster.inspect import direct_connector, inspect_cluster
+
+    runtime = ha_stack.runtime
+    with connect(ha_stack.standby) as standby:
+        standby.execute("SELECT pg_wal_replay_pause()")
+        try:
+            with connect(ha_stack.coordinator) as conn:
+                conn.execute("CREATE TABLE paused_replay AS SELECT g, repeat('x', 200) AS pad "
+                             "FROM generate_series(1, 20000) g")
+            result = ha_stack.cli("health")
+            assert result.returncode == 1
+            assert "standby is unhealthy" in result.stderr and "WAL replay is paused" in result.stderr
+            status = {s["name"]: s for s in json.loads(ha_stack.cli("status", "--json").stdout)}
+            assert status["standby"]["healthy"] is False and status["standby"]["state"] == "running"
+            assert status["coordinator"]["healthy"] is True
+            reports = {r.name: r for r in inspect_cluster(
+                runtime.topology, direct_connector(lambda name: runtime.dsn(name)))}
+            assert reports["standby"].healthy is False and "replay is paused" in reports["standby"].error
+            assert reports["standby"].upstream.lag_bytes > 0
+        finally:
+            standby.execute("SELECT pg_wal_replay_resume()")
+            with connect(ha_stack.coordinator) as conn:
+                conn.execute("DROP TABLE IF EXISTS paused_replay")
+    assert wait_for(lambda: ha_stack.cli("health").returncode == 0, timeout=30)

@@ -34,6 +34,8 @@ from exapg import secrets as secret_store
 from exapg import state as state_file
 from exapg.api.service import api_program
 from exapg.cluster import citus
+from exapg.cluster.health import lag_text
+from exapg.cluster.inspect import NodeReport, direct_connector, inspect_cluster
 from exapg.cluster.topology import Mode, Node, Topology
 from exapg.config_check import port_free
 from exapg.errors import (
@@ -669,13 +671,27 @@ class LocalRuntime:
     # -- status ----------------------------------------------------------------------------------
     def status(self) -> list[ServiceStatus]:
         topology = self.topology
-        result = [self._node_status(node) for node in topology.nodes]
+        reports = self._standby_reports(topology)
+        result = [self._node_status(node, reports.get(node.name)) for node in topology.nodes]
         if topology.workers:
             result = self._with_citus_membership(result, topology)
         infos = self.supervisor.processes()
         for program in self.programs(topology):
             result.append(self._program_status(program, infos.get(program.name)))
         return result
+
+    def _standby_reports(self, topology: Topology) -> dict[str, NodeReport]:
+        """Standbys and their primaries inspected as the API does: one verdict (cluster/health.py)."""
+        if not topology.standbys:
+            return {}
+        primaries = {n.primary for n in topology.standbys}
+        nodes = [n for n in topology.nodes if n.is_standby or n.name in primaries]
+        try:
+            secrets = self.secrets
+        except ExaPGError:
+            return {}  # an up that stopped before storing them: nothing runs to inspect
+        connector = direct_connector(lambda name: self.dsn_for(topology.node(name), secrets))
+        return {r.name: r for r in inspect_cluster(topology, connector, nodes=nodes)}
 
     def _with_citus_membership(self, statuses: list[ServiceStatus], topology: Topology) -> list[ServiceStatus]:
         """Workers as Citus sees them (pg_dist_node): a running but inactive worker is unhealthy."""
@@ -698,7 +714,7 @@ class LocalRuntime:
             result.append(status)
         return result
 
-    def _node_status(self, node: Node) -> ServiceStatus:
+    def _node_status(self, node: Node, report: NodeReport | None = None) -> ServiceStatus:
         server = self.server(node)
         pid = server.pidfile()
         if pid is None:
@@ -710,8 +726,10 @@ class LocalRuntime:
         healthy = ready == PgIsReady.ACCEPTING
         if not healthy:
             detail = f"pg_isready: {ready.name.lower().replace('_', ' ')}"
-        elif node.is_standby and (receiver := self._receiver_status(node, self.secrets)) != "streaming":
-            healthy, detail = False, f"not streaming from {node.primary} (WAL receiver: {receiver})"
+        elif node.is_standby and report is not None:
+            healthy = report.healthy
+            lag = lag_text(report.upstream.lag_bytes, report.upstream.lag_seconds) if report.upstream else ""
+            detail = report.error or ", ".join(p for p in (detail, lag) if p)
         return ServiceStatus(node.name, node.role, node.port, pid.pid, state, healthy, detail)
 
     def _program_status(self, program: Program, info: ProcessInfo | None) -> ServiceStatus:
