@@ -326,13 +326,30 @@ def test_killed_supervisor_is_recovered_by_up(make_stack):
     os.kill(supervisord, signal.SIGKILL)
     assert wait_for(lambda: not Path(f"/proc/{supervisord}").exists())
     status = {s["name"]: s for s in json.loads(stack.cli("status", "--json").stdout)}
-    assert status["pgbouncer"]["state"] == "stopped"
+    programs = [s for s in status.values() if s["role"] not in ("coordinator", "standby", "worker")]
+    assert len(programs) >= 4, status
+    for program in programs:  # they still run and answer: the processes say so, not the dead supervisor
+        assert program["state"] == "running" and program["healthy"] is True, program
+        assert running(program["pid"]) and "without its supervisor" in program["detail"], program
     again = stack.cli("up")
     assert again.returncode == 0, again.stderr
     assert "left by a dead supervisor" in again.stdout
     assert stack.cli("health").returncode == 0
     with connect(stack.pgbouncer) as conn:
         assert conn.execute("SELECT 1").fetchone()[0] == 1
+
+
+def test_stop_after_the_supervisor_died_stops_its_programs(make_stack):
+    stack = make_stack("standalone")
+    supervisord = int((stack.settings.state_dir / "run" / "supervisord.pid").read_text())
+    os.kill(supervisord, signal.SIGKILL)
+    assert wait_for(lambda: not Path(f"/proc/{supervisord}").exists())
+    pids = [s["pid"] for s in json.loads(stack.cli("status", "--json").stdout) if s["role"] != "coordinator"]
+    assert pids and all(pids), "status finds the programs the dead supervisor left"
+    stopped = stack.cli("stop")
+    assert stopped.returncode == 0 and "left by a dead supervisor" in stopped.stdout, stopped.stdout
+    assert not any(running(pid) for pid in pids)
+    assert all(s["state"] == "stopped" for s in json.loads(stack.cli("status", "--json").stdout))
 
 
 @pytest.mark.parametrize("args", [["rebalance"], ["distribute", "orders", "--column", "id"], ["reference", "nation"],

@@ -648,6 +648,8 @@ class LocalRuntime:
         with state_file.locked(self.root / ".lock"):
             if self.supervisor.shutdown():
                 actions.append("supervised services stopped")
+            elif reaped := reap_orphans(self._marker):  # its supervisor died: they run on
+                actions.append(f"stopped {len(reaped)} process(es) left by a dead supervisor")
             primaries = [n for n in topology.nodes if not n.is_standby]
             for node in [*primaries, *topology.standbys]:
                 self.progress(f"{node.name}: stopping")
@@ -676,8 +678,10 @@ class LocalRuntime:
         if topology.workers:
             result = self._with_citus_membership(result, topology)
         infos = self.supervisor.processes()
-        for program in self.programs(topology):
-            result.append(self._program_status(program, infos.get(program.name)))
+        programs = self.programs(topology)
+        unsupervised = self._unsupervised(programs, infos)
+        for program in programs:
+            result.append(self._program_status(program, infos.get(program.name), unsupervised))
         return result
 
     def _standby_reports(self, topology: Topology) -> dict[str, NodeReport]:
@@ -692,6 +696,14 @@ class LocalRuntime:
             return {}  # an up that stopped before storing them: nothing runs to inspect
         connector = direct_connector(lambda name: self.dsn_for(topology.node(name), secrets))
         return {r.name: r for r in inspect_cluster(topology, connector, nodes=nodes)}
+
+    def _unsupervised(self, programs: list[Program], infos: dict[str, ProcessInfo]) -> dict[int, int]:
+        """Port -> pid of this stack's programs that run although the supervisor does not say
+        so (it died, or lost them): found by their mark and their listening socket."""
+        alive = (ServiceState.RUNNING, ServiceState.STARTING)
+        if all(p.name in infos and SUPERVISOR_STATES.get(infos[p.name].state) in alive for p in programs):
+            return {}
+        return processes.listening_ports(processes.marked(self._marker))
 
     def _with_citus_membership(self, statuses: list[ServiceStatus], topology: Topology) -> list[ServiceStatus]:
         """Workers as Citus sees them (pg_dist_node): a running but inactive worker is unhealthy."""
@@ -732,15 +744,23 @@ class LocalRuntime:
             detail = report.error or ", ".join(p for p in (detail, lag) if p)
         return ServiceStatus(node.name, node.role, node.port, pid.pid, state, healthy, detail)
 
-    def _program_status(self, program: Program, info: ProcessInfo | None) -> ServiceStatus:
-        if info is None:
-            return ServiceStatus(program.name, program.role, program.port, None,
-                                 ServiceState.STOPPED, False, "not running")
-        state = SUPERVISOR_STATES.get(info.state, ServiceState.UNKNOWN)
-        alive = state in (ServiceState.RUNNING, ServiceState.STARTING)
-        healthy = alive and self._program_healthy(program)
+    def _program_status(
+        self, program: Program, info: ProcessInfo | None, unsupervised: dict[int, int] | None = None,
+    ) -> ServiceStatus:
+        """The supervisor's view, checked against the processes: a program it does not run
+        but whose marked process holds the program's port is running, and says so."""
+        state = SUPERVISOR_STATES.get(info.state, ServiceState.UNKNOWN) if info else ServiceState.STOPPED
+        pid = info.pid if info else None
         detail = f"http://127.0.0.1:{program.port}/" if program.health_url else "supervised"
-        return ServiceStatus(program.name, program.role, program.port, info.pid, state, healthy, detail)
+        if state not in (ServiceState.RUNNING, ServiceState.STARTING):
+            orphan = (unsupervised or {}).get(program.port) if program.port else None
+            if orphan is None:
+                return ServiceStatus(program.name, program.role, program.port, pid, state, False,
+                                     "not running" if info is None else f"supervisor: {info.state.lower()}")
+            state, pid = ServiceState.RUNNING, orphan
+            detail = "running without its supervisor: 'exapg up' takes it back"
+        healthy = self._program_healthy(program)
+        return ServiceStatus(program.name, program.role, program.port, pid, state, healthy, detail)
 
     # -- logs ------------------------------------------------------------------------------------
     def log_files(self) -> dict[str, Path]:
