@@ -24,7 +24,7 @@ MIN_SECRET_KEY = 32
 MIN_MEMORY = 512 * 1024**2
 LOCAL_SERVICE_PORTS = ("COORDINATOR_PORT", "STANDBY_PORT", "PGBOUNCER_PORT", "EXPORTER_PORT",
                        "POSTGRES_EXPORTER_PORT", "PROMETHEUS_PORT", "MGMT_BACKEND_PORT")
-ALL_ADDRESSES = ("*", "0.0.0.0")  # noqa: S104 - the documented way to listen beyond loopback
+ALL_ADDRESSES = ("*", "0.0.0.0")  # noqa: S104 - how PostgreSQL and sockets spell "every address"
 
 
 def password_problem(name: str, password: str, settings: Settings) -> str | None:
@@ -95,19 +95,22 @@ def port_free(host: str, port: int) -> bool:
 
 
 def listen_address_problem(settings: Settings, *, local: bool = True) -> str | None:
-    """EXAPG_LISTEN_ADDRESS must be one IPv4 address (or * or localhost); locally, one of this
-    machine's. PostgreSQL, pgBouncer, Prometheus and the API all listen on it."""
+    """EXAPG_LISTEN_ADDRESS must be one IPv4 address (or localhost); locally, one of this
+    machine's. PostgreSQL, pgBouncer, Prometheus, the exporters and the API all listen on it,
+    and the Go and Python servers take neither PostgreSQL's '*' nor a list."""
     address = settings.listen_address.strip()
     shown = f"EXAPG_LISTEN_ADDRESS: {address!r}"
+    if local and address == "*":
+        return f"{shown}: Prometheus and the exporters cannot listen on '*'; use 0.0.0.0 for every address"
     if address not in (*ALL_ADDRESSES, "localhost"):
         try:
             parsed = ipaddress.ip_address(address)
         except ValueError:
-            return f"{shown} is not an IPv4 address (use 127.0.0.1, an address of this machine, or *)"
+            return f"{shown} is not an IPv4 address (use 127.0.0.1, an address of this machine, or 0.0.0.0)"
         if parsed.version != 4:
-            return f"{shown}: IPv6 is not supported (Prometheus takes host:port); use an IPv4 address or *"
+            return f"{shown}: IPv6 is not supported (Prometheus takes host:port); use an IPv4 address"
     if local and not port_free(address, 0):
-        return f"{shown} is not an address of this machine (use 127.0.0.1, one of its addresses, or *)"
+        return f"{shown} is not an address of this machine (use 127.0.0.1, one of its addresses, or 0.0.0.0)"
     return None
 
 
