@@ -218,6 +218,7 @@ def test_up_refuses_every_bad_setting_and_changes_nothing(make_stack):
         assert conn.execute("SELECT 1").fetchone()[0] == 1
     again = stack.cli("up")  # the stack's own ports are not "taken" by itself
     assert again.returncode == 0 and "nothing to do" in again.stdout, again.stderr
+    assert stack.cli("config", "validate").returncode == 0
 
 
 def test_restart_with_bad_settings_stops_nothing(make_stack):
