@@ -59,7 +59,7 @@ def listening_ports(pids: Iterable[int]) -> dict[int, int]:
 
 
 def _socket_inodes(pid: int) -> set[int]:
-    inodes = set()
+    inodes: set[int] = set()
     try:
         fds = list((PROC / str(pid) / "fd").iterdir())
     except OSError:
