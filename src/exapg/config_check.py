@@ -1,16 +1,30 @@
-"""`exapg config validate`: every problem of the effective settings, one line each."""
+"""Every problem of the effective settings, one line each: what `exapg config validate`
+prints, and what `exapg up` (either backend) checks before it changes anything.
+
+Settings.load already refuses values of the wrong type or range; these are the rules that
+need more than one value, or this machine: weak secrets, ports used twice or held by
+another process, an address this machine does not have, too little memory.
+"""
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
 import string
 from collections import defaultdict
 from pathlib import Path
 
-from exapg.runtime.local import LocalRuntime, port_free
+from exapg.errors import ConfigurationError, ExaPGError
 from exapg.settings import Settings
 
 MIN_PASSWORD = 12
+MIN_SECRET_KEY = 32
+# A quarter goes to shared_buffers, whose floor is 128MB per node (postgres/conf.py).
+MIN_MEMORY = 512 * 1024**2
+LOCAL_SERVICE_PORTS = ("COORDINATOR_PORT", "STANDBY_PORT", "PGBOUNCER_PORT", "EXPORTER_PORT",
+                       "POSTGRES_EXPORTER_PORT", "PROMETHEUS_PORT", "MGMT_BACKEND_PORT")
+ALL_ADDRESSES = ("*", "0.0.0.0")  # noqa: S104 - how PostgreSQL and sockets spell "every address"
 
 
 def password_problem(name: str, password: str, settings: Settings) -> str | None:
@@ -30,14 +44,31 @@ def password_problem(name: str, password: str, settings: Settings) -> str | None
     return None
 
 
+def secret_problems(settings: Settings, *, docker: bool = False) -> list[str]:
+    """Weak given secrets (generated ones are strong); Grafana's only where it runs (Docker)."""
+    secrets = [("POSTGRES_PASSWORD", settings.postgres_password),
+               ("EXAPG_ADMIN_PASSWORD", settings.admin_password)]
+    if docker:
+        secrets.append(("GRAFANA_PASSWORD", settings.grafana_password))
+    found = [password_problem(name, secret.get_secret_value(), settings)
+             for name, secret in secrets if secret is not None]
+    key = settings.api_secret_key
+    if key is not None and len(key.get_secret_value()) < MIN_SECRET_KEY:
+        found.append(f"API_SECRET_KEY: too short (use at least {MIN_SECRET_KEY} random characters)")
+    return [p for p in found if p]
+
+
 def local_ports(settings: Settings) -> dict[str, int]:
     """Ports the local runtime binds: the seed's services that run on this machine."""
-    names = ("COORDINATOR_PORT", "STANDBY_PORT", "PGBOUNCER_PORT", "EXPORTER_PORT",
-             "POSTGRES_EXPORTER_PORT", "PROMETHEUS_PORT", "MGMT_BACKEND_PORT")
     ports = settings.named_ports()
-    return {name: ports[name] for name in names} | {
+    return {name: ports[name] for name in LOCAL_SERVICE_PORTS} | {
         k: v for k, v in ports.items() if k.startswith("WORKER")
     }
+
+
+def docker_ports(settings: Settings) -> dict[str, int]:
+    """Host ports the compose files publish (worker1 and worker2 always)."""
+    return settings.named_ports() | {f"WORKER{i}_PORT": settings.worker_port(i) for i in (1, 2)}
 
 
 def duplicate_problems(ports: dict[str, int]) -> list[str]:
@@ -48,9 +79,46 @@ def duplicate_problems(ports: dict[str, int]) -> list[str]:
             if len(names) > 1]
 
 
-def taken_problems(settings: Settings, ports: dict[str, int]) -> list[str]:
-    """Ports held by another process (ports of this stack's running services are fine)."""
-    ours = _our_ports(settings)
+def bind_host(address: str) -> str:
+    return "0.0.0.0" if address in ALL_ADDRESSES or address == "" else address  # noqa: S104
+
+
+def port_free(host: str, port: int) -> bool:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((bind_host(host), port))
+        except OSError:
+            return False
+    return True
+
+
+def listen_address_problem(settings: Settings, *, local: bool = True) -> str | None:
+    """EXAPG_LISTEN_ADDRESS must be one IPv4 address (or localhost); locally, one of this
+    machine's. PostgreSQL, pgBouncer, Prometheus, the exporters and the API all listen on it,
+    and the Go and Python servers take neither PostgreSQL's '*' nor a list."""
+    address = settings.listen_address.strip()
+    shown = f"EXAPG_LISTEN_ADDRESS: {address!r}"
+    if local and address == "*":
+        return f"{shown}: Prometheus and the exporters cannot listen on '*'; use 0.0.0.0 for every address"
+    if address not in (*ALL_ADDRESSES, "localhost"):
+        try:
+            parsed = ipaddress.ip_address(address)
+        except ValueError:
+            return f"{shown} is not an IPv4 address (use 127.0.0.1, an address of this machine, or 0.0.0.0)"
+        if parsed.version != 4:
+            return f"{shown}: IPv6 is not supported (Prometheus takes host:port); use an IPv4 address"
+    if local and not port_free(address, 0):
+        return f"{shown} is not an address of this machine (use 127.0.0.1, one of its addresses, or 0.0.0.0)"
+    return None
+
+
+def taken_problems(settings: Settings, ports: dict[str, int], ours: set[int] | None = None) -> list[str]:
+    """Ports held by another process; `ours` (default: asked of the local runtime) are the
+    ports this stack's own running services hold, which are fine."""
+    if ours is None:
+        ours = _our_ports(settings)
     return [
         f"{name}: port {port} is already in use by another process"
         for name, port in ports.items()
@@ -59,32 +127,55 @@ def taken_problems(settings: Settings, ports: dict[str, int]) -> list[str]:
 
 
 def _our_ports(settings: Settings) -> set[int]:
-    runtime = LocalRuntime(settings)
+    from exapg.runtime.local import LocalRuntime  # the runtime imports this module
+
+    return LocalRuntime(settings).own_ports()
+
+
+def memory_problem(settings: Settings) -> str | None:
+    limit = settings.memory_limit
+    if limit is not None and limit < MIN_MEMORY:
+        return (f"EXAPG_MEMORY_LIMIT: {limit} bytes is too little; give the stack at least "
+                f"{MIN_MEMORY // 1024**2}MB (or leave it unset: this machine's memory)")
+    return None
+
+
+def service_user_problem(settings: Settings) -> str | None:
+    from exapg.proc import ServiceUser
+
     try:
-        if runtime.state() is None:
-            return set()
-        return {s.port for s in runtime.status() if s.port and s.pid}
-    except Exception:
-        return set()
+        ServiceUser.resolve(settings.service_user)
+    except ExaPGError as exc:
+        return f"EXAPG_SERVICE_USER: {exc}"
+    return None
 
 
 def state_dir_problem(path: Path) -> str | None:
     existing = next(p for p in [path, *path.parents] if p.exists())
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        return f"EXAPG_STATE_DIR: {path} is not writable ({existing} is not a writable directory)"
+        return (f"EXAPG_STATE_DIR: the state directory {path} is not writable ({existing} is not "
+                "a writable directory): choose a writable one")
     return None
 
 
-def problems(settings: Settings) -> list[str]:
-    found = []
+def problems(settings: Settings, *, ours: set[int] | None = None, backend: str | None = None) -> list[str]:
+    """Every problem for `backend` (default: the settings' own)."""
+    if (backend or settings.backend) == "docker":
+        return duplicate_problems(docker_ports(settings)) + secret_problems(settings, docker=True)
     ports = local_ports(settings)
-    found += duplicate_problems(ports)
-    found += taken_problems(settings, ports)
-    for name, secret in (("POSTGRES_PASSWORD", settings.postgres_password),
-                         ("EXAPG_ADMIN_PASSWORD", settings.admin_password)):
-        if secret is not None:
-            found += [p for p in [password_problem(name, secret.get_secret_value(), settings)] if p]
-    if settings.api_secret_key is not None and len(settings.api_secret_key.get_secret_value()) < 32:
-        found.append("API_SECRET_KEY: too short (use at least 32 random characters)")
-    found += [p for p in [state_dir_problem(settings.state_dir)] if p]
+    address = listen_address_problem(settings)
+    found = duplicate_problems(ports)
+    found += [address] if address else taken_problems(settings, ports, ours)
+    found += secret_problems(settings)
+    found += [p for p in (memory_problem(settings), service_user_problem(settings),
+                          state_dir_problem(settings.state_dir)) if p]
     return found
+
+
+def require_valid(settings: Settings, *, ours: set[int] | None = None, backend: str | None = None) -> None:
+    """Raise one ConfigurationError listing every problem; nothing has been changed yet."""
+    found = problems(settings, ours=ours, backend=backend)
+    if found:
+        raise ConfigurationError(
+            f"settings refused, nothing was changed: {'; '.join(found)}", problems=found
+        )

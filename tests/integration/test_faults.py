@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import subprocess
@@ -179,3 +180,50 @@ def test_an_unknown_backend_exits_2(env):
     result = run_cli("scale", "--workers", "3", "--backend", "kubernetes", env=env)
     assert result.returncode == 2
     assert "--backend must be local or docker" in one_error_line(result)
+
+
+def snapshot(stack) -> dict[str, object]:
+    """What a refused `up` must leave alone: stored secrets, rendered configuration, processes."""
+    root = stack.settings.state_dir
+    files = [root / "secrets.json", root / "pgpass", root / "state.json", root / "conf" / "pgbouncer.ini",
+             root / "conf" / "supervisord.conf", *sorted((root / "data").glob("*/exapg.conf"))]
+    pids = {s["name"]: s["pid"] for s in json.loads(stack.cli("status", "--json").stdout)}
+    return {"files": {str(p): p.read_bytes() for p in files}, "pids": pids}
+
+
+def test_up_refuses_every_bad_setting_and_changes_nothing(make_stack):
+    """The outside probe's values, all at once, on a running stack: every problem on its own
+    line, exit 5, no secret stored, no configuration rendered, no process touched."""
+    stack = make_stack("ha")
+    before = snapshot(stack)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        bad = {"API_SECRET_KEY": "short", "POSTGRES_PASSWORD": "password", "EXAPG_LISTEN_ADDRESS": "999.1.1.1",
+               "STANDBY_PORT": stack.env["COORDINATOR_PORT"], "EXAPG_MEMORY_LIMIT": "1"}
+        started = time.monotonic()
+        result = stack.cli("up", **bad)
+        taken_result = stack.cli("up", PGBOUNCER_PORT=str(taken.getsockname()[1]))
+    assert time.monotonic() - started < 30, "refused at once, not after a start timeout"
+    assert result.returncode == 5, result.stderr
+    lines = result.stderr.strip().splitlines()
+    for wanted in ("API_SECRET_KEY: too short", "POSTGRES_PASSWORD: too short", "EXAPG_LISTEN_ADDRESS: '999.1.1.1'",
+                   "COORDINATOR_PORT and STANDBY_PORT", "EXAPG_MEMORY_LIMIT:"):
+        assert any(wanted in line for line in lines), (wanted, result.stderr)
+    assert len(lines) == 5 and "Traceback" not in result.stderr
+    assert taken_result.returncode == 5
+    assert "PGBOUNCER_PORT" in one_error_line(taken_result) and "already in use" in taken_result.stderr
+    assert snapshot(stack) == before
+    with connect(stack.coordinator) as conn:  # the stored password still opens the coordinator
+        assert conn.execute("SELECT 1").fetchone()[0] == 1
+    again = stack.cli("up")  # the stack's own ports are not "taken" by itself
+    assert again.returncode == 0 and "nothing to do" in again.stdout, again.stderr
+    assert stack.cli("config", "validate").returncode == 0
+
+
+def test_restart_with_bad_settings_stops_nothing(make_stack):
+    stack = make_stack("standalone")
+    before = snapshot(stack)
+    result = stack.cli("restart", POSTGRES_PASSWORD="password")
+    assert result.returncode == 5 and "POSTGRES_PASSWORD: too short" in one_error_line(result)
+    assert snapshot(stack) == before

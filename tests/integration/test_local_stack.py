@@ -326,10 +326,68 @@ def test_killed_supervisor_is_recovered_by_up(make_stack):
     os.kill(supervisord, signal.SIGKILL)
     assert wait_for(lambda: not Path(f"/proc/{supervisord}").exists())
     status = {s["name"]: s for s in json.loads(stack.cli("status", "--json").stdout)}
-    assert status["pgbouncer"]["state"] == "stopped"
+    programs = [s for s in status.values() if s["role"] not in ("coordinator", "standby", "worker")]
+    assert len(programs) >= 4, status
+    for program in programs:  # they still run and answer: the processes say so, not the dead supervisor
+        assert program["state"] == "running" and program["healthy"] is True, program
+        assert running(program["pid"]) and "without its supervisor" in program["detail"], program
     again = stack.cli("up")
     assert again.returncode == 0, again.stderr
     assert "left by a dead supervisor" in again.stdout
     assert stack.cli("health").returncode == 0
     with connect(stack.pgbouncer) as conn:
         assert conn.execute("SELECT 1").fetchone()[0] == 1
+
+
+def test_stop_after_the_supervisor_died_stops_its_programs(make_stack):
+    stack = make_stack("standalone")
+    supervisord = int((stack.settings.state_dir / "run" / "supervisord.pid").read_text())
+    os.kill(supervisord, signal.SIGKILL)
+    assert wait_for(lambda: not Path(f"/proc/{supervisord}").exists())
+    pids = [s["pid"] for s in json.loads(stack.cli("status", "--json").stdout) if s["role"] != "coordinator"]
+    assert pids and all(pids), "status finds the programs the dead supervisor left"
+    stopped = stack.cli("stop")
+    assert stopped.returncode == 0 and "left by a dead supervisor" in stopped.stdout, stopped.stdout
+    assert not any(running(pid) for pid in pids)
+    assert all(s["state"] == "stopped" for s in json.loads(stack.cli("status", "--json").stdout))
+
+
+@pytest.mark.parametrize("args", [["rebalance"], ["distribute", "orders", "--column", "id"], ["reference", "nation"],
+                                  ["columnar", "lineitem"], ["scale", "--workers", "3"]])
+def test_cluster_commands_in_ha_mode_say_so(ha_stack, args):
+    """Not `function citus_rebalance_start() does not exist`: one line naming the mode, exit 2."""
+    result = ha_stack.cli(*args)
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert f"'exapg {args[0]}' needs a cluster-mode stack" in lines[0] and "runs in ha mode" in lines[0]
+    assert "exapg up --mode cluster" in lines[0]
+
+
+def test_paused_replay_makes_the_standby_unhealthy(ha_stack):
+    """Replay paused with WAL piling up: `health` fails and `status` and the API's inspection
+    say why (what the exporter's score and the StandbyReplayPaused alert say too)."""
+    from exapg.cluster.inspect import direct_connector, inspect_cluster
+
+    runtime = ha_stack.runtime
+    with connect(ha_stack.standby) as standby:
+        standby.execute("SELECT pg_wal_replay_pause()")
+        try:
+            with connect(ha_stack.coordinator) as conn:
+                conn.execute("CREATE TABLE paused_replay AS SELECT g, repeat('x', 200) AS pad "
+                             "FROM generate_series(1, 20000) g")
+            result = ha_stack.cli("health")
+            assert result.returncode == 1
+            assert "standby is unhealthy" in result.stderr and "WAL replay is paused" in result.stderr
+            status = {s["name"]: s for s in json.loads(ha_stack.cli("status", "--json").stdout)}
+            assert status["standby"]["healthy"] is False and status["standby"]["state"] == "running"
+            assert status["coordinator"]["healthy"] is True
+            reports = {r.name: r for r in inspect_cluster(
+                runtime.topology, direct_connector(lambda name: runtime.dsn(name)))}
+            assert reports["standby"].healthy is False and "replay is paused" in reports["standby"].error
+            assert reports["standby"].upstream.lag_bytes > 0
+        finally:
+            standby.execute("SELECT pg_wal_replay_resume()")
+            with connect(ha_stack.coordinator) as conn:
+                conn.execute("DROP TABLE IF EXISTS paused_replay")
+    assert wait_for(lambda: ha_stack.cli("health").returncode == 0, timeout=30)

@@ -6,7 +6,14 @@ import typer
 
 from exapg.cli.stack import _any_runtime, _chosen_backend, _report, _runtime, _spinner, backend_option
 from exapg.cluster import citus
-from exapg.postgres.conn import connect
+from exapg.postgres.conn import Dsn, connect
+
+
+def _cluster_dsn(ctx: typer.Context, command: str) -> Dsn:
+    """The coordinator of a cluster-mode stack; other modes stop here with exit 2."""
+    runtime = _runtime(ctx)
+    runtime.require_cluster(command)
+    return runtime.dsn()
 
 
 def scale(
@@ -44,21 +51,21 @@ def distribute(
     shard_count: int | None = typer.Option(None, "--shard-count", min=1, max=64000),
 ) -> None:
     """Distribute a table over the workers by a column."""
-    with connect(_runtime(ctx).dsn(), statement_timeout_ms=0) as conn:
+    with connect(_cluster_dsn(ctx, "distribute"), statement_timeout_ms=0) as conn:
         citus.distribute(conn, table, column, colocate_with, shard_count)
     _report([f"{table} distributed by {column}"], "")
 
 
 def reference(ctx: typer.Context, table: str = typer.Argument(..., help="table or schema.table")) -> None:
     """Replicate a (small) table to every node as a reference table."""
-    with connect(_runtime(ctx).dsn(), statement_timeout_ms=0) as conn:
+    with connect(_cluster_dsn(ctx, "reference"), statement_timeout_ms=0) as conn:
         citus.make_reference(conn, table)
     _report([f"{table} is now a reference table"], "")
 
 
 def columnar(ctx: typer.Context, table: str = typer.Argument(..., help="table or schema.table")) -> None:
     """Store a table with Citus columnar storage (compressed, for scans)."""
-    with connect(_runtime(ctx).dsn(), statement_timeout_ms=0) as conn:
+    with connect(_cluster_dsn(ctx, "columnar"), statement_timeout_ms=0) as conn:
         citus.make_columnar(conn, table)
     _report([f"{table} now uses columnar storage"], "")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from exapg import config_check
 from exapg.runtime.docker import EXTRAS, PROFILES, DockerCompose
 
 
@@ -16,7 +17,10 @@ def compose(
     """Run docker compose on the seed's files: dev = base + override, prod = base + prod,
     full = base + monitoring + mgmt. Example: exapg compose prod --with ha up -d"""
     runner = DockerCompose(ctx.obj.settings, profile, tuple(add))
-    result = runner.run(list(args or ["config"]))
+    argv = list(args or ["config"])
+    if [a for a in argv if not a.startswith("-")][:1] == ["up"]:
+        config_check.require_valid(ctx.obj.settings, backend="docker")
+    result = runner.run(argv)
     raise typer.Exit(result.returncode)
 
 

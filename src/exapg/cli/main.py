@@ -19,7 +19,7 @@ from exapg.cli import images as images_cmds
 from exapg.cli import stack as stack_cmds
 from exapg.cli import tpch as tpch_cmds
 from exapg.cli.output import error
-from exapg.errors import ExaPGError, ExitCode
+from exapg.errors import ConfigurationError, ExaPGError, ExitCode
 from exapg.settings import Settings
 
 app = typer.Typer(
@@ -70,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     except ExaPGError as exc:
         if debug:
             traceback.print_exc()
-        error(str(exc))
+        for line in _lines(exc):
+            error(line)
         return int(exc.exit_code)
     except psycopg.Error as exc:
         if debug:
@@ -79,6 +80,12 @@ def main(argv: list[str] | None = None) -> int:
         error(f"database error: {first}")
         return int(ExitCode.ERROR)
     return int(ExitCode.OK)
+
+
+def _lines(exc: ExaPGError) -> list[str]:
+    """One line per problem of a refused configuration, else the error's one line."""
+    problems = getattr(exc, "problems", None)
+    return list(problems) if isinstance(exc, ConfigurationError) and problems else [str(exc)]
 
 
 if __name__ == "__main__":

@@ -130,6 +130,7 @@ def stop(ctx: typer.Context, backend: str | None = backend_option()) -> None:
 def restart(ctx: typer.Context) -> None:
     """Stop, then start the stack again in its current mode."""
     runtime = _runtime(ctx, progress=True)
+    runtime.validate()  # refuse bad settings before stopping anything
     with _spinner(ctx):  # type: ignore[attr-defined]
         actions = runtime.stop() + runtime.up()
     _report(actions, "nothing to do")

@@ -18,6 +18,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from exapg.cluster.health import standby_problems
 from exapg.cluster.topology import Node, Topology
 from exapg.errors import ExaPGError
 from exapg.postgres.conn import Dsn, connect
@@ -40,6 +41,8 @@ SELECT
       'lag_seconds', coalesce(extract(epoch FROM replay_lag)::float8, 0)
     ) ORDER BY application_name), '[]'::json)
     FROM pg_stat_replication) END AS downstream,
+  CASE WHEN pg_is_in_recovery() THEN pg_get_wal_replay_pause_state() <> 'not paused' END
+    AS replay_paused,
   (SELECT json_build_object('status', status, 'sender_host', sender_host,
                             'sender_port', sender_port, 'slot', slot_name)
      FROM pg_stat_wal_receiver) AS receiver,
@@ -75,6 +78,7 @@ class Upstream:
     slot: str | None
     lag_bytes: float | None
     lag_seconds: float | None
+    replay_paused: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -110,6 +114,7 @@ def report_from_row(node: Node, host: str, row: dict[str, Any]) -> NodeReport:
             receiver.get("slot"),
             row["standby_lag_bytes"],
             row["standby_lag_seconds"],
+            row["replay_paused"],
         )
     downstream = [Downstream(**item) for item in (row["downstream"] or [])]
     return NodeReport(
@@ -164,8 +169,10 @@ def inspect_cluster(
     topology: Topology,
     connector: Connector,
     host_for: Callable[[Node], str] = lambda _: "127.0.0.1",
+    nodes: list[Node] | None = None,
 ) -> list[NodeReport]:
-    """Every node of `topology`, in topology order; unreachable nodes are reported as down."""
+    """Every node of `topology` (or just `nodes`), in topology order; unreachable nodes are
+    reported as down, standbys that do not follow their primary as unhealthy (cluster/health.py)."""
 
     def one(node: Node) -> NodeReport:
         host = host_for(node)
@@ -175,9 +182,26 @@ def inspect_cluster(
         except (ExaPGError, psycopg.Error) as exc:
             return down_report(node, host, _one_line(exc))
 
-    with ThreadPoolExecutor(max_workers=min(8, len(topology.nodes))) as pool:
-        reports = list(pool.map(one, topology.nodes))
-    return _merge_lag(reports)
+    chosen = topology.nodes if nodes is None else nodes
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(chosen)))) as pool:
+        reports = list(pool.map(one, chosen))
+    by_name = {node.name: node for node in chosen}
+    return [judge(by_name[r.name], r) for r in _merge_lag(reports)]
+
+
+def judge(node: Node, report: NodeReport) -> NodeReport:
+    """A standby that answers but does not stream, replay or keep up is not healthy."""
+    if not node.is_standby or report.state == "down":
+        return report
+    up = report.upstream
+    problems = standby_problems(
+        primary=node.primary or "its primary", in_recovery=up is not None,
+        receiver_status=up.status if up else None, replay_paused=up.replay_paused if up else None,
+        lag_bytes=up.lag_bytes if up else None, lag_seconds=up.lag_seconds if up else None,
+    )
+    if not problems:
+        return report
+    return NodeReport(**{**_shallow(report), "healthy": False, "error": "; ".join(problems)})
 
 
 def _merge_lag(reports: list[NodeReport]) -> list[NodeReport]:

@@ -22,6 +22,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from exapg import config_check
 from exapg.errors import (
     CommandError,
     ConfigurationError,
@@ -218,6 +219,7 @@ class DockerRuntime:
         return DockerCompose(self.settings, self.profile, extras)
 
     def up(self, mode: str | None = None, workers: int | None = None) -> list[str]:
+        config_check.require_valid(self.settings, backend="docker")  # before Compose touches anything
         mode = mode or "ha"
         compose = self.compose(mode)
         services = services_for(mode, compose.check(["config", "--services"]).split())

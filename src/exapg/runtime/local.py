@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import stat
 import sys
 import time
@@ -30,11 +29,15 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from exapg import config_check
 from exapg import secrets as secret_store
 from exapg import state as state_file
 from exapg.api.service import api_program
 from exapg.cluster import citus
+from exapg.cluster.health import lag_text
+from exapg.cluster.inspect import NodeReport, direct_connector, inspect_cluster
 from exapg.cluster.topology import Mode, Node, Topology
+from exapg.config_check import port_free
 from exapg.errors import (
     CommandError,
     ConfigurationError,
@@ -49,10 +52,10 @@ from exapg.postgres import conf as pgconf
 from exapg.postgres import hugepages
 from exapg.postgres.binaries import PgBinaries, find_binaries
 from exapg.postgres.conn import Dsn, connect
-from exapg.postgres.ctl import PgIsReady, PostgresServer, pg_isready
+from exapg.postgres.ctl import PgIsReady, PostgresServer, pg_isready, read_pidfile
 from exapg.proc import ServiceUser, run
 from exapg.runtime import logs as logfiles
-from exapg.runtime import pgbouncer
+from exapg.runtime import pgbouncer, processes
 from exapg.runtime.base import Program
 from exapg.runtime.supervisor import ProcessInfo, Supervisor, reap_orphans
 from exapg.secrets import REPLICATION_USER, Secrets
@@ -143,7 +146,10 @@ class LocalRuntime:
     def up(
         self, mode: str | None = None, workers: int | None = None, standby: bool | None = None
     ) -> list[str]:
-        """Bring the stack to its desired state; returns what was done (empty: nothing to do)."""
+        """Bring the stack to its desired state; returns what was done (empty: nothing to do).
+
+        Every settings problem is reported before anything is written, started or changed."""
+        self.validate()
         self._check_state_dir()
         previous = self.state()
         desired = self._desired_state(previous, mode, workers, standby)
@@ -177,6 +183,22 @@ class LocalRuntime:
                 actions += self._ensure_citus(topology, secrets)
             actions += self._ensure_programs(topology, secrets, restart=old_password is not None)
         return actions
+
+    def validate(self) -> None:
+        """What `exapg config validate` checks, with the ports this stack holds counted as free."""
+        config_check.require_valid(self.settings, ours=self.own_ports(), backend="local")
+
+    def own_ports(self) -> set[int]:
+        """TCP ports this stack's own processes listen on: its postmasters and its supervised
+        programs (under a live supervisor or left by a dead one)."""
+        pids = set(processes.marked(self._marker))
+        data = self.root / "data"
+        if data.is_dir():
+            for datadir in data.iterdir():
+                found = read_pidfile(datadir)
+                if found is not None:
+                    pids.add(found.pid)
+        return set(processes.listening_ports(pids))
 
     def _desired_state(
         self, previous: StackState | None, mode: str | None, workers: int | None,
@@ -491,8 +513,20 @@ class LocalRuntime:
             conn.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
                          "WHERE slot_name = %s", (standby.slot,))
 
+    def require_cluster(self, command: str) -> StackState:
+        """The stack's state, if it runs in cluster mode; else one line on what to do (exit 2)."""
+        current = self.require_state()
+        if current.mode != Mode.CLUSTER:
+            raise InvalidParameterError(
+                f"'exapg {command}' needs a cluster-mode stack (Citus workers); stack "
+                f"'{self.settings.compose_project_name}' runs in {current.mode} mode: "
+                "start it with 'exapg up --mode cluster'"
+            )
+        return current
+
     def rebalance(self, wait: bool = True) -> list[str]:
         """Start Citus's background rebalance and (by default) follow it to the end."""
+        self.require_cluster("rebalance")
         topology = self.topology
         with connect(self.dsn(), statement_timeout_ms=0) as conn:
             job = citus.start_rebalance(conn)
@@ -614,6 +648,8 @@ class LocalRuntime:
         with state_file.locked(self.root / ".lock"):
             if self.supervisor.shutdown():
                 actions.append("supervised services stopped")
+            elif reaped := reap_orphans(self._marker):  # its supervisor died: they run on
+                actions.append(f"stopped {len(reaped)} process(es) left by a dead supervisor")
             primaries = [n for n in topology.nodes if not n.is_standby]
             for node in [*primaries, *topology.standbys]:
                 self.progress(f"{node.name}: stopping")
@@ -637,13 +673,37 @@ class LocalRuntime:
     # -- status ----------------------------------------------------------------------------------
     def status(self) -> list[ServiceStatus]:
         topology = self.topology
-        result = [self._node_status(node) for node in topology.nodes]
+        reports = self._standby_reports(topology)
+        result = [self._node_status(node, reports.get(node.name)) for node in topology.nodes]
         if topology.workers:
             result = self._with_citus_membership(result, topology)
         infos = self.supervisor.processes()
-        for program in self.programs(topology):
-            result.append(self._program_status(program, infos.get(program.name)))
+        programs = self.programs(topology)
+        unsupervised = self._unsupervised(programs, infos)
+        for program in programs:
+            result.append(self._program_status(program, infos.get(program.name), unsupervised))
         return result
+
+    def _standby_reports(self, topology: Topology) -> dict[str, NodeReport]:
+        """Standbys and their primaries inspected as the API does: one verdict (cluster/health.py)."""
+        if not topology.standbys:
+            return {}
+        primaries = {n.primary for n in topology.standbys}
+        nodes = [n for n in topology.nodes if n.is_standby or n.name in primaries]
+        try:
+            secrets = self.secrets
+        except ExaPGError:
+            return {}  # an up that stopped before storing them: nothing runs to inspect
+        connector = direct_connector(lambda name: self.dsn_for(topology.node(name), secrets))
+        return {r.name: r for r in inspect_cluster(topology, connector, nodes=nodes)}
+
+    def _unsupervised(self, programs: list[Program], infos: dict[str, ProcessInfo]) -> dict[int, int]:
+        """Port -> pid of this stack's programs that run although the supervisor does not say
+        so (it died, or lost them): found by their mark and their listening socket."""
+        alive = (ServiceState.RUNNING, ServiceState.STARTING)
+        if all(p.name in infos and SUPERVISOR_STATES.get(infos[p.name].state) in alive for p in programs):
+            return {}
+        return processes.listening_ports(processes.marked(self._marker))
 
     def _with_citus_membership(self, statuses: list[ServiceStatus], topology: Topology) -> list[ServiceStatus]:
         """Workers as Citus sees them (pg_dist_node): a running but inactive worker is unhealthy."""
@@ -666,7 +726,7 @@ class LocalRuntime:
             result.append(status)
         return result
 
-    def _node_status(self, node: Node) -> ServiceStatus:
+    def _node_status(self, node: Node, report: NodeReport | None = None) -> ServiceStatus:
         server = self.server(node)
         pid = server.pidfile()
         if pid is None:
@@ -678,19 +738,29 @@ class LocalRuntime:
         healthy = ready == PgIsReady.ACCEPTING
         if not healthy:
             detail = f"pg_isready: {ready.name.lower().replace('_', ' ')}"
-        elif node.is_standby and (receiver := self._receiver_status(node, self.secrets)) != "streaming":
-            healthy, detail = False, f"not streaming from {node.primary} (WAL receiver: {receiver})"
+        elif node.is_standby and report is not None:
+            healthy = report.healthy
+            lag = lag_text(report.upstream.lag_bytes, report.upstream.lag_seconds) if report.upstream else ""
+            detail = report.error or ", ".join(p for p in (detail, lag) if p)
         return ServiceStatus(node.name, node.role, node.port, pid.pid, state, healthy, detail)
 
-    def _program_status(self, program: Program, info: ProcessInfo | None) -> ServiceStatus:
-        if info is None:
-            return ServiceStatus(program.name, program.role, program.port, None,
-                                 ServiceState.STOPPED, False, "not running")
-        state = SUPERVISOR_STATES.get(info.state, ServiceState.UNKNOWN)
-        alive = state in (ServiceState.RUNNING, ServiceState.STARTING)
-        healthy = alive and self._program_healthy(program)
+    def _program_status(
+        self, program: Program, info: ProcessInfo | None, unsupervised: dict[int, int] | None = None,
+    ) -> ServiceStatus:
+        """The supervisor's view, checked against the processes: a program it does not run
+        but whose marked process holds the program's port is running, and says so."""
+        state = SUPERVISOR_STATES.get(info.state, ServiceState.UNKNOWN) if info else ServiceState.STOPPED
+        pid = info.pid if info else None
         detail = f"http://127.0.0.1:{program.port}/" if program.health_url else "supervised"
-        return ServiceStatus(program.name, program.role, program.port, info.pid, state, healthy, detail)
+        if state not in (ServiceState.RUNNING, ServiceState.STARTING):
+            orphan = (unsupervised or {}).get(program.port) if program.port else None
+            if orphan is None:
+                return ServiceStatus(program.name, program.role, program.port, pid, state, False,
+                                     "not running" if info is None else f"supervisor: {info.state.lower()}")
+            state, pid = ServiceState.RUNNING, orphan
+            detail = "running without its supervisor: 'exapg up' takes it back"
+        healthy = self._program_healthy(program)
+        return ServiceStatus(program.name, program.role, program.port, pid, state, healthy, detail)
 
     # -- logs ------------------------------------------------------------------------------------
     def log_files(self) -> dict[str, Path]:
@@ -708,9 +778,7 @@ class LocalRuntime:
         return logfiles.read(files, follow=follow, since=since, timestamps=timestamps)
 
     def scale(self, workers: int, rebalance: bool = True) -> list[str]:
-        current = self.require_state()
-        if current.mode != Mode.CLUSTER:
-            raise ExaPGError("scaling workers needs a cluster-mode stack: exapg up --mode cluster")
+        current = self.require_cluster("scale")
         if workers < 1:
             raise InvalidParameterError("a cluster needs at least one worker")
         actions = self.up(mode=str(Mode.CLUSTER), workers=workers)
@@ -727,17 +795,6 @@ def _ensure_replication_role(conn: psycopg.Connection, password: str) -> None:
             sql.SQL(verb), sql.Identifier(REPLICATION_USER), sql.Literal(password)
         )
     )
-
-
-def port_free(host: str, port: int) -> bool:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host if host not in ("*", "") else "0.0.0.0", port))  # noqa: S104
-        except OSError:
-            return False
-    return True
 
 
 def _http_ok(url: str) -> bool:

@@ -23,6 +23,7 @@ from supervisor.xmlrpc import SupervisorTransport
 
 from exapg.errors import CommandError, MissingDependencyError, OperationTimeoutError
 from exapg.proc import ServiceUser, run
+from exapg.runtime import processes
 from exapg.runtime.base import Program
 
 
@@ -214,16 +215,7 @@ def reap_orphans(marker: str, timeout: float = 10) -> list[int]:
     Without this, a killed supervisord leaves e.g. pgBouncer holding its port and the
     next `up` could not start a fresh one.
     """
-    needle = marker.encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            if needle in (entry / "environ").read_bytes().split(b"\0"):
-                found.append(int(entry.name))
-        except OSError:
-            continue
+    found = processes.marked(marker)
     for pid in found:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
