@@ -25,6 +25,18 @@ SINCE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def _runtime(ctx: typer.Context, progress: bool = False) -> LocalRuntime:
+    """The local runtime, for commands that have no Docker implementation: with the Docker
+    backend chosen they refuse (exit 2) rather than act on a local stack instead."""
+    chosen = ctx.params.get("backend") or ctx.obj.settings.backend
+    if chosen == "docker":
+        command = ctx.command_path.removeprefix("exapg ").strip() or ctx.info_name
+        raise InvalidParameterError(
+            f"'exapg {command}' works on the local runtime only and the backend is docker (EXAPG_BACKEND or "
+            "--backend): use docker compose for it (docs/docker.md), or EXAPG_BACKEND=local")
+    return _local_runtime(ctx, progress)
+
+
+def _local_runtime(ctx: typer.Context, progress: bool = False) -> LocalRuntime:
     settings: Settings = ctx.obj.settings
     if not progress or not console.is_terminal:
         return LocalRuntime(settings)
@@ -53,7 +65,7 @@ def _any_runtime(ctx: typer.Context, backend: str | None, progress: bool = False
         from exapg.runtime.docker import DockerRuntime
 
         return DockerRuntime(ctx.obj.settings)
-    return _runtime(ctx, progress=progress)
+    return _local_runtime(ctx, progress=progress)
 
 
 def _spinner(ctx: typer.Context) -> object:

@@ -1,0 +1,31 @@
+"""Commands without a Docker implementation refuse under the Docker backend (exit 2, one
+line) instead of acting on a local stack; none of these calls needs an engine."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import new_state_dir, run_cli, stack_environment
+
+LOCAL_ONLY = [
+    ["restart"], ["sql", "-c", "select 1"], ["credentials"], ["rebalance"],
+    ["distribute", "t", "--column", "id"], ["reference", "t"], ["columnar", "t"],
+    ["sample", "tpch", "--sf", "0.01"], ["bench", "tpch", "--queries", "1"],
+]
+
+
+@pytest.mark.parametrize("args", LOCAL_ONLY, ids=lambda a: " ".join(a[:2]))
+def test_local_only_commands_refuse_the_docker_backend(args):
+    env = stack_environment(new_state_dir(), EXAPG_BACKEND="docker")
+    done = run_cli(*args, env=env, timeout=60)
+    assert done.returncode == 2, done.stdout + done.stderr
+    line = done.stderr.strip()
+    assert "\n" not in line and "works on the local runtime only and the backend is docker" in line
+    assert f"'exapg {args[0]}" in line
+
+
+def test_an_explicit_local_backend_wins_over_the_environment():
+    env = stack_environment(new_state_dir(), EXAPG_BACKEND="docker")
+    done = run_cli("status", "--backend", "local", "--json", env=env, timeout=60)
+    # the local runtime answered (about its stack, which was never set up), not Compose
+    assert done.returncode == 1 and "has been set up" in done.stderr, done.stderr
