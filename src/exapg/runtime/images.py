@@ -46,6 +46,9 @@ SLIM_EXCLUDES = ("/usr/share/doc/*", "/usr/share/man/*", "/usr/share/info/*", "/
                  "/usr/share/lintian/*")
 
 Say = Callable[[str], None]
+# The wheelhouse counts by what it was built from (pyproject.toml and src/exapg), not by
+# its bytes: wheels built twice from the same sources differ in their timestamps.
+WHEEL_STAMP = "build/docker/wheels/.inputs"
 
 
 @dataclass(frozen=True)
@@ -68,8 +71,8 @@ IMAGES = (
            "src/exapg/cluster", "src/exapg/postgres", "build/docker/citus"), target="runtime"),
     Image("exapg/pgbouncer", "docker/Dockerfile.pgbouncer", ("config/pgbouncer", "docker/pgbouncer")),
     Image("exapg/replication-exporter", "docker/Dockerfile.replication-exporter",
-          ("build/docker/wheels", "src/exapg/__init__.py", "src/exapg/errors.py", "src/exapg/exporter")),
-    Image("exapg/mgmt-backend", "docker/Dockerfile.mgmt-backend", ("build/docker/wheels",)),
+          (WHEEL_STAMP, "src/exapg/__init__.py", "src/exapg/errors.py", "src/exapg/exporter")),
+    Image("exapg/mgmt-backend", "docker/Dockerfile.mgmt-backend", (WHEEL_STAMP,)),
     Image("exapg/mgmt-frontend", "docker/Dockerfile.mgmt-frontend", ("docker/nginx", "frontend/dist")),
 )
 # Official third-party images stay the default for users; these Debian-package builds
