@@ -8,10 +8,10 @@ import pytest
 from tests.conftest import new_state_dir, run_cli, stack_environment
 
 LOCAL_ONLY = [
-    ["restart"], ["sql", "-c", "select 1"], ["credentials"], ["rebalance"],
-    ["distribute", "t", "--column", "id"], ["reference", "t"], ["columnar", "t"],
+    ["restart"], ["sql", "-c", "select 1"], ["credentials"],
     ["sample", "tpch", "--sf", "0.01"], ["bench", "tpch", "--queries", "1"],
 ]
+CITUS_ON_DOCKER = [["rebalance"], ["distribute", "t", "--column", "id"], ["reference", "t"], ["columnar", "t"]]
 
 
 @pytest.mark.parametrize("args", LOCAL_ONLY, ids=lambda a: " ".join(a[:2]))
@@ -29,3 +29,14 @@ def test_an_explicit_local_backend_wins_over_the_environment():
     done = run_cli("status", "--backend", "local", "--json", env=env, timeout=60)
     # the local runtime answered (about its stack, which was never set up), not Compose
     assert done.returncode == 1 and "has been set up" in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("args", CITUS_ON_DOCKER, ids=lambda a: a[0])
+def test_citus_commands_go_to_the_docker_coordinator(args):
+    """No container runs here: the command reaches for the Docker stack's published
+    coordinator port, not for a local stack."""
+    env = stack_environment(new_state_dir(), EXAPG_BACKEND="docker", POSTGRES_PASSWORD="Docker-Only-Pw-1")
+    done = run_cli(*args, env=env, timeout=60)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"127.0.0.1:{env['COORDINATOR_PORT']}" in done.stderr or env["COORDINATOR_PORT"] in done.stderr
+    assert "has been set up" not in done.stderr  # the local runtime was never asked

@@ -18,11 +18,13 @@ import os
 import shutil
 import socket
 import subprocess
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from exapg import config_check
+from exapg.cluster import citus
 from exapg.errors import (
     CommandError,
     ConfigurationError,
@@ -30,6 +32,7 @@ from exapg.errors import (
     MissingDependencyError,
     OperationTimeoutError,
 )
+from exapg.postgres.conn import Dsn, connect
 from exapg.settings import FILE_VARIABLES, Settings
 from exapg.status import Role, ServiceState, ServiceStatus
 
@@ -48,6 +51,7 @@ EXTRAS = {
     "prod": "docker-compose.prod.yml",
 }
 FIXED_WORKERS = 2  # the seed's worker1 and worker2; more come from the scalable `worker`
+REGISTER_TIMEOUT = 300
 ENGINE_TIMEOUT = 10
 ENGINE_FREE = {"config", "convert", "version"}  # compose subcommands that never call the engine
 ROLE_BY_SERVICE = {
@@ -253,9 +257,11 @@ class DockerRuntime:
             args.append(f"--since={int(since)}s")
         yield from self.compose("ha").stream([*args, *([service] if service else [])])
 
-    def scale(self, workers: int) -> list[str]:
+    def scale(self, workers: int, rebalance: bool = True, progress: Callable[[str], None] | None = None
+              ) -> list[str]:
         """Scale the worker pool; on the way down, drain the highest-numbered replicas and
-        remove exactly those (Compose's own choice of which to remove is not ours to trust)."""
+        remove exactly those (Compose's own choice of which to remove is not ours to trust);
+        on the way up, wait for the new workers to register, then rebalance."""
         target = pool_size(workers)
         replicas = sorted(self._worker_replicas(), key=lambda c: c[0])
         drained = [cid for _, cid in replicas[target:]]
@@ -265,10 +271,56 @@ class DockerRuntime:
         self.compose("cluster").check(["up", "-d", "--no-recreate", "--scale", f"worker={target}", "worker"])
         actions = [f"drained {len(drained)} worker(s)" if drained else "nothing to drain",
                    f"scalable workers: {target}"]
-        if target > len(replicas):  # new replicas register themselves once healthy; shards stay put
-            actions.append("once they show in pg_dist_node, move shards onto them: "
-                           "docker compose exec coordinator psql -c 'SELECT citus_rebalance_start()'")
+        if target > len(replicas):
+            self.wait_for_workers(FIXED_WORKERS + target, progress=progress)
+            actions.append(f"{FIXED_WORKERS + target} workers registered")
+            if rebalance:
+                actions += self.rebalance(progress=progress)
         return actions
+
+    def coordinator_dsn(self) -> Dsn:
+        """The coordinator through its published port on this host."""
+        s = self.settings
+        return Dsn("127.0.0.1", s.coordinator_port, s.postgres_db, s.postgres_user,
+                   s.postgres_password.get_secret_value() if s.postgres_password else "")
+
+    def wait_for_workers(self, count: int, timeout: float = REGISTER_TIMEOUT,
+                         progress: Callable[[str], None] | None = None) -> None:
+        """New replicas register themselves once healthy (exapg-worker register-loop)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with connect(self.coordinator_dsn()) as conn:
+                active = sum(1 for w in citus.workers(conn) if w.active)
+            if active >= count:
+                return
+            if progress:
+                progress(f"waiting for workers to register: {active}/{count}")
+            if time.monotonic() > deadline:
+                raise OperationTimeoutError(
+                    f"only {active} of {count} workers registered within {timeout:.0f} s: see "
+                    "docker compose logs worker")
+            time.sleep(2)
+
+    def require_cluster(self, command: str) -> None:
+        """Cluster-only commands stop with exit 2 where the coordinator has no Citus workers."""
+        with connect(self.coordinator_dsn()) as conn:
+            has_citus = conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'citus'").fetchone()
+            if not has_citus or not citus.workers(conn):
+                raise InvalidParameterError(
+                    f"'exapg {command}' needs cluster mode and this Docker stack's coordinator has no Citus "
+                    "workers: exapg up --backend docker --mode cluster")
+
+    def rebalance(self, wait: bool = True, progress: Callable[[str], None] | None = None) -> list[str]:
+        """Citus's background rebalance on the coordinator, followed to its end by default."""
+        self.require_cluster("rebalance")
+        with connect(self.coordinator_dsn(), statement_timeout_ms=0) as conn:
+            job = citus.start_rebalance(conn)
+            if job is None:
+                return ["shards are balanced: nothing to move"]
+            if not wait:
+                return [f"rebalance job {job} started in the background"]
+            citus.wait_rebalance(conn, job, timeout=3600, progress=progress or (lambda text: None))
+        return [f"rebalance job {job} finished"]
 
     def _worker_replicas(self) -> list[tuple[int, str]]:
         ids = self.compose("cluster").check(["ps", "-q", "worker"]).split()
