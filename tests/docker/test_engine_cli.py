@@ -47,6 +47,20 @@ def test_exapg_commands_drive_and_report_a_docker_stack(tmp_path):
         assert {f"{stack.name}_coordinator", f"{stack.name}_standby", f"{stack.name}_pgbouncer",
                 f"{stack.name}_replication_exporter"} <= names
 
+        assert exapg(["sql", "-c", "SELECT 40 + 2"], env).stdout.split()[2] == "42"
+        pooled = exapg(["sql", "pgbouncer", "-c", "SELECT client_addr FROM pg_stat_activity "
+                        "WHERE pid = pg_backend_pid()"], env)
+        assert pooled.returncode == 0, pooled.stderr
+        assert f"{stack.env['EXAPG_IP_PREFIX']}.0.30" in pooled.stdout  # the server saw pgBouncer
+        found = json.loads(exapg(["credentials", "--json"], env).stdout)
+        import psycopg
+
+        with psycopg.connect(found["coordinator_url"], connect_timeout=5) as conn:
+            assert conn.execute("SELECT current_user").fetchone() == ("postgres",)
+        restarted = exapg(["restart"], env)
+        assert restarted.returncode == 0, restarted.stderr
+        wait_for(healthy, 240, "exapg health after restart", interval=3)
+
         docker("stop", stack.container("standby"))
         sick = exapg(["health"], env, timeout=120)
         assert sick.returncode == 1 and f"{stack.name}_standby is unhealthy" in sick.stdout + sick.stderr

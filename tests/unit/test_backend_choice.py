@@ -3,14 +3,13 @@ line) instead of acting on a local stack; none of these calls needs an engine.""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.conftest import new_state_dir, run_cli, stack_environment
 
-LOCAL_ONLY = [
-    ["restart"], ["sql", "-c", "select 1"], ["credentials"],
-    ["sample", "tpch", "--sf", "0.01"], ["bench", "tpch", "--queries", "1"],
-]
+LOCAL_ONLY = [["sample", "tpch", "--sf", "0.01"], ["bench", "tpch", "--queries", "1"]]
 CITUS_ON_DOCKER = [["rebalance"], ["distribute", "t", "--column", "id"], ["reference", "t"], ["columnar", "t"]]
 
 
@@ -40,3 +39,13 @@ def test_citus_commands_go_to_the_docker_coordinator(args):
     assert done.returncode == 1, done.stdout + done.stderr
     assert f"127.0.0.1:{env['COORDINATOR_PORT']}" in done.stderr or env["COORDINATOR_PORT"] in done.stderr
     assert "has been set up" not in done.stderr  # the local runtime was never asked
+
+
+def test_docker_credentials_come_from_the_settings_compose_gets():
+    env = stack_environment(new_state_dir(), EXAPG_BACKEND="docker", POSTGRES_PASSWORD="Docker:Only/Pw-1")
+    done = run_cli("credentials", "--json", env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    assert found["password"] == "Docker:Only/Pw-1"
+    assert found["coordinator_url"] == f"postgresql://postgres:Docker%3AOnly%2FPw-1@127.0.0.1:{env['COORDINATOR_PORT']}/exadb"
+    assert found["pgbouncer_url"].endswith(f"@127.0.0.1:{env['PGBOUNCER_PORT']}/exadb")

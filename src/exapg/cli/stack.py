@@ -8,7 +8,7 @@ import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -19,6 +19,9 @@ from exapg.runtime.base import Runtime
 from exapg.runtime.local import LocalRuntime
 from exapg.settings import Settings
 from exapg.status import ServiceStatus
+
+if TYPE_CHECKING:
+    from exapg.runtime.docker import DockerRuntime
 
 STATUS_COLUMNS = ("name", "role", "port", "pid", "state", "healthy", "detail")
 SINCE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -66,6 +69,12 @@ def _any_runtime(ctx: typer.Context, backend: str | None, progress: bool = False
 
         return DockerRuntime(ctx.obj.settings)
     return _local_runtime(ctx, progress=progress)
+
+
+def _docker(ctx: typer.Context) -> DockerRuntime:
+    from exapg.runtime.docker import DockerRuntime
+
+    return DockerRuntime(ctx.obj.settings)
 
 
 def _spinner(ctx: typer.Context) -> object:
@@ -139,8 +148,11 @@ def stop(ctx: typer.Context, backend: str | None = backend_option()) -> None:
     _report(actions, "nothing was running")
 
 
-def restart(ctx: typer.Context) -> None:
+def restart(ctx: typer.Context, backend: str | None = backend_option()) -> None:
     """Stop, then start the stack again in its current mode."""
+    if _chosen_backend(ctx, backend) == "docker":
+        _report(_docker(ctx).restart(), "nothing to do")
+        return
     runtime = _runtime(ctx, progress=True)
     runtime.validate()  # refuse bad settings before stopping anything
     with _spinner(ctx):  # type: ignore[attr-defined]
@@ -234,8 +246,16 @@ def sql(
     ctx: typer.Context,
     service: str = typer.Argument("coordinator", help="Node (coordinator, standby, workerN) or pgbouncer."),
     command: str | None = typer.Option(None, "--command", "-c", help="Run this SQL and exit."),
+    backend: str | None = backend_option(),
 ) -> None:
     """Open psql on a node (or run one command with -c), authenticated from the stack's secrets."""
+    if _chosen_backend(ctx, backend) == "docker":
+        docker = _docker(ctx)
+        argv = docker.psql_argv(service, command, interactive=sys.stdin.isatty() and command is None)
+        from exapg.runtime.docker import compose_environment, require_engine
+
+        require_engine()
+        os.execve(argv[0], argv, compose_environment(ctx.obj.settings))
     runtime = _runtime(ctx)
     pooled = service == "pgbouncer"
     dsn = runtime.dsn("coordinator" if pooled else service, pooled=pooled)
@@ -248,9 +268,14 @@ def sql(
 
 
 def credentials(
-    ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="JSON output.")
+    ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="JSON output."),
+    backend: str | None = backend_option(),
 ) -> None:
     """Show how to log in: users, passwords, connection URLs."""
+    if _chosen_backend(ctx, backend) == "docker":
+        found = _docker(ctx).credentials()
+        print_json(found) if as_json else print_mapping(found, title="ExaPG credentials (keep them secret)")
+        return
     runtime = _runtime(ctx)
     s, secrets = runtime.settings, runtime.secrets
     data = {

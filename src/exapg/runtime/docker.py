@@ -301,6 +301,38 @@ class DockerRuntime:
                     "docker compose logs worker")
             time.sleep(2)
 
+    def restart(self) -> list[str]:
+        """Restart the running containers in place (their mode and data stay as they are)."""
+        config_check.require_valid(self.settings, backend="docker")
+        self.compose("ha").check(["restart"])
+        return ["docker compose restart"]
+
+    def psql_argv(self, service: str, command: str | None, interactive: bool) -> list[str]:
+        """psql inside a node's container (its pgpass authenticates); pgbouncer through the
+        coordinator's container, as another client of the pool."""
+        s = self.settings
+        target = ["-h", "pgbouncer", "-p", "6432"] if service == "pgbouncer" else []
+        container = "coordinator" if service == "pgbouncer" else service
+        tty = [] if interactive else ["-T"]
+        args = ["exec", *tty, container, "psql", *target, "-U", s.postgres_user, "-d", s.postgres_db,
+                "-v", "ON_ERROR_STOP=1", *(["-c", command] if command is not None else [])]
+        return self.compose("ha").argv(args)
+
+    def credentials(self) -> dict[str, str | None]:
+        """What a client needs, from the settings Compose is given (no state kept by ExaPG)."""
+        s = self.settings
+        password = s.postgres_password.get_secret_value() if s.postgres_password else None
+        admin = s.admin_password.get_secret_value() if s.admin_password else None
+        return {
+            "database": s.postgres_db, "user": s.postgres_user, "password": password,
+            "coordinator_url": self.coordinator_dsn().url(hide_password=False),
+            "pgbouncer_url": Dsn("127.0.0.1", s.pgbouncer_port, s.postgres_db, s.postgres_user,
+                                 password or "").url(hide_password=False),
+            "management_url": f"http://127.0.0.1:{s.mgmt_frontend_port}/",
+            "management_user": "admin",
+            "management_password": admin or "generated at first start: docker compose logs management_backend",
+        }
+
     def require_cluster(self, command: str) -> None:
         """Cluster-only commands stop with exit 2 where the coordinator has no Citus workers."""
         with connect(self.coordinator_dsn()) as conn:
