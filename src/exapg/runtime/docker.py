@@ -225,6 +225,7 @@ class DockerRuntime:
     def up(self, mode: str | None = None, workers: int | None = None) -> list[str]:
         config_check.require_valid(self.settings, backend="docker")  # before Compose touches anything
         mode = mode or "ha"
+        require_engine()
         compose = self.compose(mode)
         services = services_for(mode, compose.check(["config", "--services"]).split())
         require_images(compose, services, cluster=mode == "cluster")
