@@ -100,7 +100,7 @@ def docker_run() -> tuple[float, float]:
             warm = timed(lambda: ok(run_cli("up", "--mode", "ha", env=env)), lambda: until_healthy(env))
             return cold, warm
         finally:
-            run_cli("down", env=env)
+            run_cli("down", "--volumes", env=env)
             subprocess.run(["rm", "-rf", tmp], check=False)
 
 
