@@ -281,27 +281,28 @@ class DockerRuntime:
 
 SERVICE_UID = 999  # the postgres user of exapg/postgres (seed 000's `user: "999:999"`)
 PROD_DEFAULTS = {"EXAPG_DATA_DIR": "/opt/exapg/data", "EXAPG_CONFIG_DIR": "/opt/exapg/config",
-                 "EXAPG_LOG_DIR": "/opt/exapg/logs"}
+                 "EXAPG_LOG_DIR": "/opt/exapg/logs", "EXAPG_BACKUP_DIR": "/opt/exapg/backup"}
 PROD_NODES = ("coordinator", "worker1", "worker2")
 CONFIG_SOURCE = REPO_DOCKER_DIR.parent / "config" / "postgresql"
 
 
 def prepare_production_dirs(environ: Mapping[str, str] | None = None) -> list[str]:
     """The host directories of docker-compose.prod.yml, made as the image needs them: data
-    (0700) and logs owned by uid 999, the configuration copied once from config/postgresql.
+    (0700), logs and backups owned by uid 999, the configuration copied once from config/postgresql.
     Docker would make missing ones owned by root, where PostgreSQL cannot write."""
     env = os.environ if environ is None else environ
     dirs = {name: Path(env.get(name) or default) for name, default in PROD_DEFAULTS.items()}
-    wanted = [dirs["EXAPG_DATA_DIR"] / node for node in PROD_NODES] + [dirs["EXAPG_LOG_DIR"]]
+    private = [dirs["EXAPG_DATA_DIR"] / node for node in PROD_NODES] + [dirs["EXAPG_BACKUP_DIR"]]
+    wanted = [*private, dirs["EXAPG_LOG_DIR"]]
     missing = [path for path in [*wanted, dirs["EXAPG_CONFIG_DIR"]] if not path.is_dir()]
     if missing and os.geteuid() != 0:
         raise ConfigurationError(
             f"{missing[0]} is missing and only root can make it owned by uid {SERVICE_UID}: run as root, or "
-            f"install -d -o {SERVICE_UID} -g {SERVICE_UID} -m 700 {' '.join(str(p) for p in wanted[:-1])}")
+            f"install -d -o {SERVICE_UID} -g {SERVICE_UID} -m 700 {' '.join(str(p) for p in private)}")
     done = []
     for path in wanted:
         if not path.is_dir():
-            path.mkdir(parents=True, mode=0o700 if path.parent == dirs["EXAPG_DATA_DIR"] else 0o755)
+            path.mkdir(parents=True, mode=0o700 if path in private else 0o755)
             os.chown(path, SERVICE_UID, SERVICE_UID)
             done.append(f"made {path} (uid {SERVICE_UID})")
     config = dirs["EXAPG_CONFIG_DIR"]
