@@ -22,6 +22,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from dotenv import dotenv_values
+
 from exapg import config_check
 from exapg.errors import (
     CommandError,
@@ -151,6 +153,21 @@ def compose_environment(settings: Settings, base: Mapping[str, str] | None = Non
     return env
 
 
+def given_env_file() -> Path | None:
+    env_file = os.environ.get("EXAPG_ENV_FILE")
+    return Path(env_file).resolve() if env_file and Path(env_file).is_file() else None
+
+
+def compose_variables(settings: Settings, directory: Path | None = None) -> dict[str, str]:
+    """The variables Compose interpolates: the env file it reads (EXAPG_ENV_FILE, passed as
+    --env-file, else the project directory's .env) under the process environment, which wins
+    as it does in Compose. ExaPG's own preparations (the production directories) must see
+    the same values, or they make directories Compose never mounts."""
+    path = given_env_file() or (directory or docker_dir()) / ".env"
+    values = {k: v for k, v in dotenv_values(path).items() if v is not None} if path.is_file() else {}
+    return {**values, **compose_environment(settings)}
+
+
 @dataclass
 class DockerCompose:
     settings: Settings
@@ -165,9 +182,9 @@ class DockerCompose:
     def argv(self, args: Sequence[str]) -> list[str]:
         command = compose_command()
         command += ["--project-name", self.settings.compose_project_name]
-        env_file = os.environ.get("EXAPG_ENV_FILE")
-        if env_file and Path(env_file).is_file():  # the same file Settings read (blue/green)
-            command += ["--env-file", str(Path(env_file).resolve())]
+        env_file = given_env_file()
+        if env_file:  # the same file Settings read (blue/green)
+            command += ["--env-file", str(env_file)]
         for path in self.files():
             command += ["-f", str(path)]
         return [*command, *args]
@@ -226,7 +243,7 @@ class DockerRuntime:
         require_images(compose, services, cluster=mode == "cluster")
         actions = []
         if any(path.name == EXTRAS["prod"] for path in compose.files()):
-            actions += prepare_production_dirs(compose_environment(self.settings))
+            actions += prepare_production_dirs(compose_variables(self.settings))
         compose.check(["up", "-d", "--remove-orphans", *self._scale_args(mode, workers), *services])
         return [*actions, f"docker compose up ({self.profile}, {mode}): {', '.join(services)}"]
 
