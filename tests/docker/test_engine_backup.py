@@ -120,6 +120,8 @@ def test_pg_basebackup_to_the_host_outlives_down_volumes_and_restores_into_a_fre
         identity = system_identifier(source)
         shell(documented(BASEBACKUP), tmp_path, user_env(source))
         shell(documented(SEED_DOWN), tmp_path, user_env(source))
+    made = (tmp_path / "backup").stat()  # as exapg up makes it
+    assert (made.st_uid, made.st_gid, made.st_mode & 0o777) == (999, 999, 0o700)
     backups = list((tmp_path / "backup").glob("base-*"))
     assert len(backups) == 1, backups
     archives = {path.name: path.stat() for path in backups[0].iterdir()}
