@@ -144,6 +144,7 @@ COMPOSE_MEANINGS = {
     "EXAPG_CONFIG_DIR": "PostgreSQL configuration mounted in production",
     "EXAPG_DATA_DIR": "data directories in production",
     "EXAPG_LOG_DIR": "PostgreSQL's logs in production",
+    "EXAPG_BACKUP_DIR": "`/backup` of the coordinator in production (pg_basebackup's target; kept by `down --volumes`)",
     "WORKER_REPLICAS": "replicas of the scalable `worker` service beyond worker1 and worker2",
     "COORDINATOR_MEMORY_LIMIT": "coordinator's memory limit", "COORDINATOR_MEMORY_RESERVATION": "and reservation",
     "COORDINATOR_CPUS": "coordinator's CPU limit", "COORDINATOR_CPUS_RESERVATION": "and reservation",

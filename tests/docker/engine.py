@@ -9,6 +9,7 @@ builds `exapg images build` makes (PROMETHEUS_IMAGE, POSTGRES_EXPORTER_IMAGE).
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import shutil
 import subprocess
@@ -26,6 +27,7 @@ import pytest
 from tests.docker.scratch import free_port
 
 DOCKER_DIR = Path(__file__).resolve().parents[2] / "docker"
+DOCKER_DOCS = DOCKER_DIR.parent / "docs" / "docker.md"
 OURS = ("exapg/postgres", "exapg/pgbouncer", "exapg/replication-exporter", "exapg/mgmt-backend",
         "exapg/mgmt-frontend")
 STAND_INS = {"PROMETHEUS_IMAGE": ("prom/prometheus:v2.53.2", "exapg/prometheus:debian"),
@@ -72,9 +74,13 @@ def citus_in_image() -> bool:
     return result.returncode == 0 and result.stdout.strip() not in ("", "none")
 
 
+HANDED_OUT: set[str] = set()  # prefixes of this process's projects whose networks may not exist yet
+
+
 def free_prefix() -> str:
-    """A 172.x /16 no Docker network uses yet (the seed's fixed addresses live in it)."""
-    used = set()
+    """A 172.x /16 no Docker network uses yet (the seed's fixed addresses live in it), nor a
+    project of this process still holds (two side by side, before the first one's `up`)."""
+    used = set(HANDED_OUT)
     for net in docker("network", "ls", "-q").stdout.split():
         info = json.loads(docker("network", "inspect", net).stdout)[0]
         for conf in (info.get("IPAM") or {}).get("Config") or []:
@@ -159,12 +165,49 @@ def project(files: list[str], **extra: str) -> Iterator[Project]:
     engine_or_skip()
     name = f"exapgt{secrets.token_hex(3)}"
     ports = {name: free_port() for name in PORT_VARIABLES}
-    env = project_env(free_prefix(), ports, COMPOSE_PROJECT_NAME=name, **extra)
+    if "EXAPG_DATA_DIR" in extra:  # production directories: the backups beside them, never /opt/exapg
+        extra.setdefault("EXAPG_BACKUP_DIR", str(Path(extra["EXAPG_DATA_DIR"]).parent / "backup"))
+    prefix = free_prefix()
+    HANDED_OUT.add(prefix)
+    env = project_env(prefix, ports, COMPOSE_PROJECT_NAME=name, **extra)
     running = Project(files, env, name, ports)
     try:
         yield running
     finally:
         running.compose("down", "--volumes", "--remove-orphans", "--timeout", "20", check=False, timeout=300)
+        HANDED_OUT.discard(prefix)
+
+
+def documented(command: str) -> str:
+    """`command` as docs/docker.md prints it in a code block (continued lines joined, a
+    trailing `  # comment` left off), else a failure."""
+    assert command in doc_commands(), f"docs/docker.md does not print: {command}"
+    return command
+
+
+def doc_commands() -> set[str]:
+    commands, pending, inside = set(), "", False
+    for line in DOCKER_DOCS.read_text().splitlines():
+        if line.strip().startswith("```"):
+            inside, pending = not inside, ""
+            continue
+        if not inside:
+            continue
+        text = pending + line.strip()
+        if text.endswith("\\"):
+            pending = text[:-1].rstrip() + " "
+            continue
+        pending = ""
+        commands.add(re.sub(r"\s+#\s.*$", "", text))
+    return commands
+
+
+def shell(command: str, cwd: Path, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """One line of the docs run as a user's shell would run it (bash, pipefail)."""
+    result = subprocess.run(["bash", "-o", "pipefail", "-c", command], cwd=cwd, env=env, capture_output=True,
+                            text=True, timeout=timeout, check=False)
+    assert result.returncode == 0, f"{command}\n{result.stderr[-3000:]}"
+    return result
 
 
 def wait_for(check: Callable[[], Any], timeout: float, what: str, interval: float = 1.0) -> Any:

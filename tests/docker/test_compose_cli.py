@@ -9,6 +9,7 @@ from exapg.runtime.docker import (
     DockerCompose,
     compose_environment,
     compose_files,
+    compose_variables,
     container_status,
     engine_problem,
     needs_no_engine,
@@ -60,6 +61,20 @@ def test_secrets_given_as_files_reach_compose(tmp_path):
     assert env["POSTGRES_PASSWORD"] == "from-a-file"
     assert env["COMPOSE_PROJECT_NAME"] == "blue"
     assert "API_SECRET_KEY" not in env
+
+
+def test_production_directories_come_from_the_env_file_compose_reads(tmp_path, monkeypatch):
+    """`exapg up` makes the directories Compose mounts: those of EXAPG_ENV_FILE (blue/green),
+    the process environment winning as it does in Compose."""
+    env_file = tmp_path / "blue.env"
+    env_file.write_text("COMPOSE_PROJECT_NAME=exapg_blue\nEXAPG_DATA_DIR=/srv/blue/data\nEXAPG_LOG_DIR=/srv/blue/logs\n")
+    monkeypatch.setenv("EXAPG_ENV_FILE", str(env_file))
+    monkeypatch.setenv("EXAPG_LOG_DIR", "/srv/elsewhere/logs")
+    monkeypatch.delenv("EXAPG_DATA_DIR", raising=False)
+    variables = compose_variables(Settings.load())
+    assert variables["EXAPG_DATA_DIR"] == "/srv/blue/data"
+    assert variables["EXAPG_LOG_DIR"] == "/srv/elsewhere/logs"
+    assert variables["COMPOSE_PROJECT_NAME"] == "exapg_blue"
 
 
 def test_engine_free_subcommands():

@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from dotenv import dotenv_values
+
 from exapg import config_check
 from exapg.cluster import citus
 from exapg.errors import (
@@ -155,6 +157,21 @@ def compose_environment(settings: Settings, base: Mapping[str, str] | None = Non
     return env
 
 
+def given_env_file() -> Path | None:
+    env_file = os.environ.get("EXAPG_ENV_FILE")
+    return Path(env_file).resolve() if env_file and Path(env_file).is_file() else None
+
+
+def compose_variables(settings: Settings, directory: Path | None = None) -> dict[str, str]:
+    """The variables Compose interpolates: the env file it reads (EXAPG_ENV_FILE, passed as
+    --env-file, else the project directory's .env) under the process environment, which wins
+    as it does in Compose. ExaPG's own preparations (the production directories) must see
+    the same values, or they make directories Compose never mounts."""
+    path = given_env_file() or (directory or docker_dir()) / ".env"
+    values = {k: v for k, v in dotenv_values(path).items() if v is not None} if path.is_file() else {}
+    return {**values, **compose_environment(settings)}
+
+
 @dataclass
 class DockerCompose:
     settings: Settings
@@ -169,9 +186,9 @@ class DockerCompose:
     def argv(self, args: Sequence[str]) -> list[str]:
         command = compose_command()
         command += ["--project-name", self.settings.compose_project_name]
-        env_file = os.environ.get("EXAPG_ENV_FILE")
-        if env_file and Path(env_file).is_file():  # the same file Settings read (blue/green)
-            command += ["--env-file", str(Path(env_file).resolve())]
+        env_file = given_env_file()
+        if env_file:  # the same file Settings read (blue/green)
+            command += ["--env-file", str(env_file)]
         for path in self.files():
             command += ["-f", str(path)]
         return [*command, *args]
@@ -231,7 +248,7 @@ class DockerRuntime:
         require_images(compose, services, cluster=mode == "cluster")
         actions = []
         if any(path.name == EXTRAS["prod"] for path in compose.files()):
-            actions += prepare_production_dirs(compose_environment(self.settings))
+            actions += prepare_production_dirs(compose_variables(self.settings))
         compose.check(["up", "-d", "--remove-orphans", *self._scale_args(mode, workers), *services])
         return [*actions, f"docker compose up ({self.profile}, {mode}): {', '.join(services)}"]
 
@@ -366,27 +383,28 @@ class DockerRuntime:
 
 SERVICE_UID = 999  # the postgres user of exapg/postgres (seed 000's `user: "999:999"`)
 PROD_DEFAULTS = {"EXAPG_DATA_DIR": "/opt/exapg/data", "EXAPG_CONFIG_DIR": "/opt/exapg/config",
-                 "EXAPG_LOG_DIR": "/opt/exapg/logs"}
+                 "EXAPG_LOG_DIR": "/opt/exapg/logs", "EXAPG_BACKUP_DIR": "/opt/exapg/backup"}
 PROD_NODES = ("coordinator", "worker1", "worker2")
 CONFIG_SOURCE = REPO_DOCKER_DIR.parent / "config" / "postgresql"
 
 
 def prepare_production_dirs(environ: Mapping[str, str] | None = None) -> list[str]:
     """The host directories of docker-compose.prod.yml, made as the image needs them: data
-    (0700) and logs owned by uid 999, the configuration copied once from config/postgresql.
+    (0700), logs and backups owned by uid 999, the configuration copied once from config/postgresql.
     Docker would make missing ones owned by root, where PostgreSQL cannot write."""
     env = os.environ if environ is None else environ
     dirs = {name: Path(env.get(name) or default) for name, default in PROD_DEFAULTS.items()}
-    wanted = [dirs["EXAPG_DATA_DIR"] / node for node in PROD_NODES] + [dirs["EXAPG_LOG_DIR"]]
+    private = [dirs["EXAPG_DATA_DIR"] / node for node in PROD_NODES] + [dirs["EXAPG_BACKUP_DIR"]]
+    wanted = [*private, dirs["EXAPG_LOG_DIR"]]
     missing = [path for path in [*wanted, dirs["EXAPG_CONFIG_DIR"]] if not path.is_dir()]
     if missing and os.geteuid() != 0:
         raise ConfigurationError(
             f"{missing[0]} is missing and only root can make it owned by uid {SERVICE_UID}: run as root, or "
-            f"install -d -o {SERVICE_UID} -g {SERVICE_UID} -m 700 {' '.join(str(p) for p in wanted[:-1])}")
+            f"install -d -o {SERVICE_UID} -g {SERVICE_UID} -m 700 {' '.join(str(p) for p in private)}")
     done = []
     for path in wanted:
         if not path.is_dir():
-            path.mkdir(parents=True, mode=0o700 if path.parent == dirs["EXAPG_DATA_DIR"] else 0o755)
+            path.mkdir(parents=True, mode=0o700 if path in private else 0o755)
             os.chown(path, SERVICE_UID, SERVICE_UID)
             done.append(f"made {path} (uid {SERVICE_UID})")
     config = dirs["EXAPG_CONFIG_DIR"]
