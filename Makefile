@@ -17,7 +17,8 @@ PYTEST_ARGS ?=
 # python3-psycopg: the worker image's registration runs on Debian's Python, and so do its
 # tests; nginx-light serves the front-end image's configuration in tests.
 APT_PACKAGES := postgresql-15 pgbouncer prometheus prometheus-postgres-exporter \
-	docker-compose chromium python3-venv python3-psycopg nginx-light ca-certificates debootstrap
+	docker-compose chromium python3-venv python3-psycopg nginx-light ca-certificates debootstrap \
+	docker-registry
 # The front end's build (Vite 7) needs Node.js 20.19 or newer; Debian 12's own is 18.
 NODE_MIN := 20.19
 
@@ -62,7 +63,7 @@ system:
 		$$SUDO apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null || exit 4; \
 		if [ -d /run/systemd/system ]; then for svc in $$missing; do case $$svc in \
-			pgbouncer|prometheus|prometheus-postgres-exporter) $$SUDO systemctl disable --now $$svc >/dev/null 2>&1 || true;; \
+			pgbouncer|prometheus|prometheus-postgres-exporter|docker-registry) $$SUDO systemctl disable --now $$svc >/dev/null 2>&1 || true;; \
 			nginx-light) $$SUDO systemctl disable --now nginx >/dev/null 2>&1 || true;; \
 		esac; done; fi; \
 	fi

@@ -153,6 +153,8 @@ COMPOSE_MEANINGS = {
     "POSTGRES_EXPORTER_IMAGE": "postgres_exporter image (`exapg/postgres-exporter:debian` where the official "
                                "one cannot be pulled)",
     "EXAPG_BASE_IMAGE": "Debian bookworm base of every ExaPG image (also read by `exapg images build`)",
+    "EXAPG_IMAGE_PREFIX": "where ExaPG's images come from: `exapg` (built here) or the registry path they were "
+                          "pushed to",
     "GRAFANA_PLUGINS": "Grafana plugins to install",
 }
 OTHER_MEANINGS = {

@@ -36,7 +36,25 @@ def build(
                   "(--citus-source DIR, or internet access for Citus's release archive)", highlight=False)
 
 
+def push(
+    to: str = typer.Option(..., "--to", help="Registry path to push to, host[:port]/path "
+                           "(then EXAPG_IMAGE_PREFIX=that path for the compose files)."),
+    version: str = typer.Option(None, "--version", help="Tag to push (default: ExaPG's version); "
+                                ":latest is pushed as well."),
+) -> None:
+    """Tag and push ExaPG's images to a registry of yours, for hosts that pull them
+    (docker-compose pull with EXAPG_IMAGE_PREFIX and EXAPG_VERSION)."""
+    from exapg import __version__
+    from exapg.runtime.images import push_all
+
+    pushed = push_all(to, version=version or __version__, say=lambda line: console.print(line, highlight=False))
+    console.print(f"pushed {len(pushed)} tags; on the deploying host: EXAPG_IMAGE_PREFIX={to} "
+                  f"EXAPG_VERSION={version or __version__} docker-compose pull", highlight=False)
+
+
 def register(app: typer.Typer) -> None:
-    images = typer.Typer(help="Build ExaPG's container images.", no_args_is_help=True)
+    images = typer.Typer(help="Build ExaPG's container images and push them to a registry.",
+                         no_args_is_help=True)
     images.command("build")(build)
+    images.command("push")(push)
     app.add_typer(images, name="images")

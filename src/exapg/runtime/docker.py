@@ -432,19 +432,31 @@ def services_for(mode: str, available: Sequence[str]) -> list[str]:
 
 
 def require_images(compose: DockerCompose, services: Sequence[str], *, cluster: bool) -> None:
-    """ExaPG's images are built by `exapg images build`, not pulled: say so before Compose
-    tries to build one without its wheelhouse or base. Cluster mode needs Citus inside."""
+    """ExaPG's images come from `exapg images build`, or from a registry the user pushed them
+    to (EXAPG_IMAGE_PREFIX): say which is missing before Compose tries to build one without
+    its wheelhouse or base. Cluster mode needs Citus inside."""
+    prefix = image_prefix(compose.settings)
     model = compose.check(["config"])
     images = sorted({line.split("image:", 1)[1].strip() for line in model.splitlines()
-                     if line.strip().startswith("image: exapg/")})
+                     if line.strip().startswith(f"image: {prefix}/")})
     missing = [name for name in images if not _image_exists(name)]
     if missing:
-        raise MissingDependencyError(f"image {missing[0]} is not built: run 'exapg images build' (make images)")
-    postgres = next((name for name in images if name.startswith("exapg/postgres:")), None)
+        hint = ("run 'exapg images build' (make images)" if prefix == DEFAULT_PREFIX else
+                f"pull it ('exapg compose prod pull') or push it there ('exapg images push --to {prefix}')")
+        raise MissingDependencyError(f"image {missing[0]} is not here: {hint}")
+    postgres = next((name for name in images if name.startswith(f"{prefix}/postgres:")), None)
     if cluster and postgres and citus_version(postgres) == "none":
         raise MissingDependencyError(
             f"{postgres} was built without Citus, which cluster mode needs: rebuild it with a Citus source "
             "('exapg images build --citus-source DIR', or with internet access for Citus's release archive)")
+
+
+DEFAULT_PREFIX = "exapg"
+
+
+def image_prefix(settings: Settings) -> str:
+    """Where the compose files take ExaPG's images from (EXAPG_IMAGE_PREFIX, default exapg)."""
+    return compose_variables(settings).get("EXAPG_IMAGE_PREFIX") or DEFAULT_PREFIX
 
 
 def _image_exists(name: str) -> bool:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from exapg import __version__
-from exapg.errors import CommandError, MissingDependencyError, OperationTimeoutError
+from exapg.errors import CommandError, InvalidParameterError, MissingDependencyError, OperationTimeoutError
 
 REPO = Path(__file__).resolve().parents[3]
 BUILD_DIR = REPO / "build" / "docker"
@@ -275,3 +276,31 @@ def build_all(*, base: str | None = None, citus_source: str | None = None, citus
         say(f"{image.name}: {done[image.name]}")
     done["citus"] = citus_in("exapg/postgres:latest")
     return done
+
+
+# A registry host (with port) and a path, as docker names them: registry.example.com:5000/team/exapg
+PREFIX_PATTERN = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)+$")
+
+
+def push_all(prefix: str, *, version: str = __version__, say: Say = print) -> list[str]:
+    """Tag ExaPG's images as PREFIX/NAME:VERSION and :latest and push them; the compose
+    files pull them from there with EXAPG_IMAGE_PREFIX=PREFIX (and EXAPG_VERSION)."""
+    if not PREFIX_PATTERN.match(prefix):
+        raise InvalidParameterError(
+            f"{prefix!r} is not a registry path: give host[:port]/path, e.g. registry.example.com:5000/exapg")
+    pushed = []
+    for image in IMAGES:
+        local = f"{image.name}:{version}"
+        if not image_id(local):
+            raise MissingDependencyError(f"{local} is not built: run 'exapg images build' first")
+        for tag in (version, "latest"):
+            remote = f"{prefix}/{image.name.split('/', 1)[1]}:{tag}"
+            tagged = docker(["tag", local, remote], timeout=60)
+            if tagged.returncode != 0:
+                raise CommandError(f"docker tag {remote} failed: {last_line(tagged)}")
+            say(f"pushing {remote}")
+            result = docker(["push", remote], timeout=BUILD_TIMEOUT)
+            if result.returncode != 0:
+                raise CommandError(f"docker push {remote} failed: {last_line(result)}")
+            pushed.append(remote)
+    return pushed
