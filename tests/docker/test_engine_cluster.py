@@ -4,14 +4,16 @@ rebalances on the way up, with a distributed table's rows and checksum unchanged
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.docker.engine import citus_in_image, project, wait_for
+from tests.docker.engine import citus_in_image, docker, project, wait_for
 
 pytestmark = pytest.mark.timeout(1200)
 REPO = Path(__file__).resolve().parents[2]
@@ -80,3 +82,60 @@ def test_workers_scale_with_citus_and_lose_no_row(tmp_path):
                 "WHERE n.groupid > 0 GROUP BY 1").fetchall())
             assert len(shards) == 4 and min(shards.values()) > 0, shards  # the new worker holds shards
             assert fingerprint(conn) == before
+
+        worker_killed_mid_query(stack, env, before)
+        drain_that_cannot_finish_keeps_the_worker(stack, env)
+
+
+def worker_killed_mid_query(stack, env: dict[str, str], before: tuple[int, str]) -> None:
+    """The query fails with a clear error, status says the worker is down, and the worker
+    comes back with `exapg up` and re-registers; no row is lost."""
+    import threading
+
+    import psycopg
+
+    failure: list[BaseException] = []
+
+    def slow_query() -> None:
+        try:
+            with stack.connect() as conn:
+                conn.execute("SELECT count(*) FROM (SELECT id, pg_sleep(0.01) FROM events) s")
+        except psycopg.Error as exc:
+            failure.append(exc)
+
+    query = threading.Thread(target=slow_query)
+    query.start()
+    time.sleep(3)
+    docker("kill", stack.container("worker1"))
+    query.join(timeout=120)
+    assert failure, "the query survived its worker being killed"
+    message = str(failure[0])
+    assert "worker1" in message or "remote node" in message or "connection" in message, message
+
+    listed = json.loads(exapg(["status", "--json"], env, timeout=120).stdout)
+    assert {s["name"]: s["state"] for s in listed}[f"{stack.name}_worker1"] == "stopped"
+    assert exapg(["health"], env, timeout=120).returncode == 1
+    back = exapg(["up", "--mode", "cluster", "--workers", "4"], env)
+    assert back.returncode == 0, back.stderr
+    stack.wait_healthy("worker1")
+    with stack.connect() as conn:
+        assert wait_for(lambda: fingerprint(conn) == before, 120, "queries across all workers again")
+
+
+def drain_that_cannot_finish_keeps_the_worker(stack, env: dict[str, str]) -> None:
+    """A table Citus cannot move online (no primary key or replica identity): scale-in
+    refuses in one line, and the worker, its container and its placements stay."""
+    with stack.connect() as conn:
+        conn.execute("CREATE TABLE unmovable (id bigint, note text)")
+        conn.execute("SELECT create_distributed_table('unmovable', 'id')")
+        conn.execute("INSERT INTO unmovable SELECT g, 'x' FROM generate_series(1, 1000) g")
+        workers_before = active_workers(conn)
+    refused = exapg(["scale", "--workers", "3"], env)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1 and "it was kept" in refused.stderr, refused.stderr
+    with stack.connect() as conn:
+        assert active_workers(conn) == workers_before
+        flags = conn.execute("SELECT bool_and(shouldhaveshards) FROM pg_dist_node WHERE groupid > 0").fetchone()
+        assert flags == (True,)
+        assert conn.execute("SELECT count(*) FROM unmovable").fetchone() == (1000,)
+    assert len(stack.compose("ps", "-q", "worker").stdout.split()) == 2

@@ -84,7 +84,12 @@ def remove_worker(conn: psycopg.Connection, host: str, port: int) -> None:
     if not known:
         return
     conn.execute("SELECT citus_set_node_property(%s, %s, 'shouldhaveshards', false)", (host, port))
-    conn.execute("SELECT citus_drain_node(%s, %s)", (host, port))
+    try:
+        conn.execute("SELECT citus_drain_node(%s, %s)", (host, port))
+    except psycopg.Error as exc:
+        # The node stays as it was: a member that takes shards again (what moved stays moved).
+        conn.execute("SELECT citus_set_node_property(%s, %s, 'shouldhaveshards', true)", (host, port))
+        raise ExaPGError(f"draining worker {host}:{port} failed, it was kept: {_first_line(str(exc))}") from None
     left = placements_on(conn, host, port)
     if left:
         raise ExaPGError(
