@@ -113,3 +113,21 @@ def test_cluster_mode_without_citus_in_the_image_exits_4_in_one_line(image_witho
         stack.wait_healthy("coordinator")
         with stack.connect() as conn:
             assert conn.execute("SELECT count(*) FROM pg_extension WHERE extname = 'citus'").fetchone() == (0,)
+
+
+def test_tpch_sample_and_bench_run_against_the_docker_coordinator(tmp_path):
+    """`exapg sample tpch` and `exapg bench tpch` with the Docker backend: DuckDB's data
+    streamed in by COPY through the published port, answers checked."""
+    with project(["docker-compose.yml", "docker-compose.override.yml"]) as stack:
+        stack.compose("up", "-d", "coordinator")
+        stack.wait_healthy("coordinator")
+        env = {k: v for k, v in stack.env.items() if k not in ("PATH", "HOME")}
+        env["EXAPG_STATE_DIR"] = str(tmp_path / "state")
+        loaded = exapg(["sample", "tpch", "--sf", "0.01", "--json"], env)
+        assert loaded.returncode == 0, loaded.stderr
+        assert json.loads(loaded.stdout)["rows"]["lineitem"] == 60175
+        ran = exapg(["bench", "tpch", "--queries", "1,6", "--repeat", "1", "--json"], env)
+        assert ran.returncode == 0, ran.stderr
+        report = json.loads(ran.stdout)
+        assert report["checked"] and {r["status"] for r in report["results"]} == {"ok"}, report["results"]
+        assert report["result_file"].startswith(str(tmp_path / "state"))

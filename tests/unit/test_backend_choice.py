@@ -9,8 +9,9 @@ import pytest
 
 from tests.conftest import new_state_dir, run_cli, stack_environment
 
-LOCAL_ONLY = [["sample", "tpch", "--sf", "0.01"], ["bench", "tpch", "--queries", "1"]]
-CITUS_ON_DOCKER = [["rebalance"], ["distribute", "t", "--column", "id"], ["reference", "t"], ["columnar", "t"]]
+LOCAL_ONLY = [["bench", "pgbench", "--time", "1"]]
+CITUS_ON_DOCKER = [["rebalance"], ["distribute", "t", "--column", "id"], ["reference", "t"], ["columnar", "t"],
+                   ["sample", "tpch", "--sf", "0.01"], ["bench", "tpch", "--queries", "1"]]
 
 
 @pytest.mark.parametrize("args", LOCAL_ONLY, ids=lambda a: " ".join(a[:2]))
@@ -30,7 +31,7 @@ def test_an_explicit_local_backend_wins_over_the_environment():
     assert done.returncode == 1 and "has been set up" in done.stderr, done.stderr
 
 
-@pytest.mark.parametrize("args", CITUS_ON_DOCKER, ids=lambda a: a[0])
+@pytest.mark.parametrize("args", CITUS_ON_DOCKER, ids=lambda a: " ".join(a[:2]))
 def test_citus_commands_go_to_the_docker_coordinator(args):
     """No container runs here: the command reaches for the Docker stack's published
     coordinator port, not for a local stack."""

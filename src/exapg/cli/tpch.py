@@ -6,12 +6,13 @@ import os
 import re
 import subprocess
 from dataclasses import asdict
+from pathlib import Path
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from exapg.cli.output import console, info, print_json, print_table
-from exapg.cli.stack import _runtime
+from exapg.cli.stack import _chosen_backend, _runtime, backend_option
 from exapg.errors import ExaPGError, InvalidParameterError
 from exapg.postgres.conn import Dsn, connect
 from exapg.runtime.local import LocalRuntime
@@ -20,6 +21,18 @@ from exapg.tpch import run as tpch_run
 
 sample_app = typer.Typer(help="Load sample data sets into the running stack.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks against the running stack.", no_args_is_help=True)
+
+
+def _target(ctx: typer.Context, backend: str | None) -> tuple[Dsn, Path]:
+    """The coordinator to load into or query, and where results go: the local stack's, or
+    the Docker stack's through its published port."""
+    if _chosen_backend(ctx, backend) == "docker":
+        from exapg.runtime.docker import DockerRuntime
+
+        settings = ctx.obj.settings
+        return DockerRuntime(settings).coordinator_dsn(), settings.state_dir / "results"
+    runtime = _running(ctx)
+    return runtime.dsn(), runtime.root / "results"
 
 
 def _running(ctx: typer.Context) -> LocalRuntime:
@@ -38,11 +51,12 @@ def sample_tpch(
     sf: float = typer.Option(..., "--sf", help="Scale factor (1 = about 1 GB; answers exist for 0.01, 0.1, 1)."),
     columnar: bool = typer.Option(False, "--columnar", help="Store lineitem and orders with Citus columnar."),
     as_json: bool = typer.Option(False, "--json", help="JSON output."),
+    backend: str | None = backend_option(),
 ) -> None:
     """Generate TPC-H data with DuckDB's dbgen and stream it in with COPY (schema tpch)."""
     tpch_load.check_scale(sf)
-    runtime = _running(ctx)
-    with connect(runtime.dsn(), statement_timeout_ms=0) as conn:
+    dsn, _ = _target(ctx, backend)
+    with connect(dsn, statement_timeout_ms=0) as conn:
         if as_json or not console.is_terminal:
             data = tpch_load.load(conn, sf, columnar=columnar)
         else:
@@ -76,6 +90,7 @@ def bench_tpch(
     repeat: int = typer.Option(3, "--repeat", help="Runs per query; the median is reported."),
     timeout: float = typer.Option(600, "--timeout", min=1, help="Per-query statement timeout, seconds."),
     as_json: bool = typer.Option(False, "--json", help="JSON output."),
+    backend: str | None = backend_option(),
 ) -> None:
     """Run the TPC-H queries, check every answer, report times and the geometric mean."""
     if sf is not None:
@@ -83,17 +98,17 @@ def bench_tpch(
     chosen = tpch_run.parse_queries(queries)
     if not 1 <= repeat <= 100:
         raise InvalidParameterError(f"invalid --repeat {repeat}: use 1 to 100")
-    runtime = _running(ctx)
+    dsn, results = _target(ctx, backend)
 
     def show(result: tpch_run.QueryResult) -> None:
         if not as_json:
             took = f"{result.median * 1000:9.1f} ms" if result.median is not None else " " * 12
             console.print(f"Q{result.query:<3} {took}  {result.status}  {result.detail}".rstrip())
 
-    with connect(runtime.dsn(), statement_timeout_ms=0) as conn:
+    with connect(dsn, statement_timeout_ms=0) as conn:
         outcome = tpch_run.run(conn, queries=chosen, repeat=repeat, timeout_s=timeout, expect_scale=sf,
                                on_result=show)
-    path, chart = tpch_run.save(outcome, runtime.root / "results")
+    path, chart = tpch_run.save(outcome, results)
     if as_json:
         print_json({**outcome.to_dict(), "result_file": str(path), "chart_file": str(chart)})
     else:

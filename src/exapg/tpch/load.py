@@ -72,6 +72,13 @@ def has_citus(conn: psycopg.Connection) -> bool:
     return conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'citus'").fetchone() is not None
 
 
+def has_workers(conn: psycopg.Connection) -> bool:
+    """Citus workers to distribute over (a coordinator with Citus but no worker, as a Docker
+    coordinator started alone, cannot hold a distributed table)."""
+    row = conn.execute("SELECT count(*) FROM pg_dist_node WHERE noderole = 'primary' AND groupid > 0").fetchone()
+    return bool(row and row[0])
+
+
 def loaded(conn: psycopg.Connection) -> LoadedData | None:
     """What the last complete load recorded, or None (no data, or a half-made load)."""
     if conn.execute("SELECT to_regclass(%s)", (f"{SCHEMA}.{MARKER}",)).fetchone()[0] is None:  # type: ignore[index]
@@ -96,8 +103,9 @@ def load(
     """Generate and load TPC-H at `scale_factor` into schema `tpch` of `conn`'s database."""
     check_scale(scale_factor)
     say = stage or (lambda _text: None)
-    citus = has_citus(conn)
-    if columnar and not citus:
+    columnar_store = has_citus(conn)
+    citus = columnar_store and has_workers(conn)
+    if columnar and not columnar_store:
         raise ExaPGError("--columnar needs Citus columnar storage, which this database does not have "
                          "(use --mode cluster, or load without --columnar)")
     ident = sql.Identifier
