@@ -3,31 +3,17 @@
 from __future__ import annotations
 
 import os
-import string
 from collections import defaultdict
 from pathlib import Path
 
+from exapg import passwords
 from exapg.runtime.local import LocalRuntime, port_free
 from exapg.settings import Settings
 
-MIN_PASSWORD = 12
-
 
 def password_problem(name: str, password: str, settings: Settings) -> str | None:
-    """A reason why `password` is weak, or None. Generated secrets always pass."""
-    classes = sum(
-        any(ch in group for ch in password)
-        for group in (string.ascii_lowercase, string.ascii_uppercase, string.digits, string.punctuation)
-    )
-    if len(password) < MIN_PASSWORD:
-        return f"{name}: too short ({len(password)} characters; use at least {MIN_PASSWORD})"
-    if password.lower() in (settings.postgres_user.lower(), settings.postgres_db.lower()):
-        return f"{name}: must not equal the user or database name"
-    if classes < 3 and len(password) < 20:
-        return f"{name}: weak (mix lower case, upper case, digits and symbols, or use 20+ characters)"
-    if len(set(password)) < 5:
-        return f"{name}: weak (too few distinct characters)"
-    return None
+    """A reason why `password` is weak, or None (the rule lives in `exapg.passwords`)."""
+    return passwords.password_problem(name, password, (settings.postgres_user, settings.postgres_db))
 
 
 def local_ports(settings: Settings) -> dict[str, int]:

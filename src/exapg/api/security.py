@@ -12,6 +12,9 @@ import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from exapg.api.errors import InvalidInputError
+from exapg.passwords import password_problem
+
 ISSUER = "exapg"
 AUDIENCE = "exapg-mgmt"
 ALGORITHM = "HS256"
@@ -52,6 +55,13 @@ def verify_password(stored_hash: str | None, password: str) -> bool:
         return hasher().verify(stored_hash or _dummy_hash(), password) and stored_hash is not None
     except (VerificationError, InvalidHashError):
         return False
+
+
+def require_strong_password(password: str, *, username: str) -> None:
+    """The rule of the stack's own secrets, and not the user's own name (422 otherwise)."""
+    problem = password_problem("password", password, (username,))
+    if problem:
+        raise InvalidInputError(problem)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from exapg.api.deps import ClientAddr, Ctx, CurrentUser
 from exapg.api.errors import NotAuthenticatedError
 from exapg.api.schemas.auth import LoginRequest, MePublic, PasswordChange, TokenPublic
 from exapg.api.schemas.users import UserPublic
-from exapg.api.security import hash_password, verify_password
+from exapg.api.security import hash_password, require_strong_password, verify_password
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 
@@ -51,6 +51,7 @@ def logout(user: CurrentUser, ctx: Ctx, addr: ClientAddr) -> None:
 
 @router.post("/password", status_code=status.HTTP_204_NO_CONTENT, responses={401: {}})
 def change_password(body: PasswordChange, user: CurrentUser, ctx: Ctx, addr: ClientAddr) -> None:
+    require_strong_password(body.new_password, username=user.username)
     with ctx.pools.connection() as conn:
         found = users.password_hash(conn, username=user.username)
         if found is None or not verify_password(found[0], body.current_password):
