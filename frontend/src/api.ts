@@ -78,7 +78,7 @@ export const api = {
   logout: () => request<void>("POST", "/api/auth/logout"),
   me: () => request<Me>("GET", "/api/auth/me"),
   changePassword: (current_password: string, new_password: string) =>
-    request<void>("POST", "/api/auth/password", { current_password, new_password }),
+    request<Token>("POST", "/api/auth/password", { current_password, new_password }),
   overview: () => request<Overview>("GET", "/api/dashboard/overview"),
   timeseries: (minutes: number) =>
     request<Timeseries>("GET", `/api/dashboard/timeseries?minutes=${minutes}`),

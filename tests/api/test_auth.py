@@ -167,6 +167,6 @@ def test_user_changes_own_password(api_server, make_user):
         assert wrong.status_code == 401
         ok = client.post("/api/auth/password",
                          json={"current_password": account.password, "new_password": new})
-        assert ok.status_code == 204
+        assert ok.status_code == 200 and ok.json()["access_token"]
     assert api_server.login(account.username, account.password).status_code == 401
     assert api_server.login(account.username, new).status_code == 200

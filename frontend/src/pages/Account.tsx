@@ -1,5 +1,5 @@
 import { useState, type FormEvent } from "react";
-import { api } from "../api";
+import { api, session } from "../api";
 import { ErrorLine, Section } from "../components/Ui";
 import { MIN_PASSWORD, PASSWORD_RULE } from "../passwordRule";
 import type { Me } from "../types";
@@ -20,11 +20,12 @@ export function Account({ me }: { me: Me }) {
       return;
     }
     try {
-      await api.changePassword(current, next);
+      // a new password ends every session of the user: this one continues on the new token
+      session.set((await api.changePassword(current, next)).access_token);
       setCurrent("");
       setNext("");
       setRepeat("");
-      setNotice("password changed");
+      setNotice("password changed: every other session of yours has ended");
     } catch (err) {
       setError((err as Error).message);
     }

@@ -30,9 +30,9 @@ class Login:
 def login(ctx: AppContext, *, username: str, password: str, client_addr: str | None) -> Login:
     with ctx.pools.connection() as conn:
         _check_rate(conn, username, client_addr)
-        found = users.password_hash(conn, username=username)
-        valid = verify_password(found[0] if found else None, password)
-        if not valid or found is None or not found[2]:
+        found = users.credentials(conn, username=username)
+        valid = verify_password(found.password_hash if found else None, password)
+        if not valid or found is None or not found.enabled:
             _refused(conn, username, client_addr, audit.BAD_CREDENTIALS if not valid else "disabled")
             raise NotAuthenticatedError("wrong user name or password, or the user is disabled")
         users.record_login(conn, username=username)
@@ -46,7 +46,12 @@ def login(ctx: AppContext, *, username: str, password: str, client_addr: str | N
         )
         user = users.get_user(conn, username=username)
     token, claims = issue_token(
-        ctx.config.secret_key, username=username, role=UserRole(found[1]), ttl=ctx.config.token_ttl
+        ctx.config.secret_key,
+        username=username,
+        role=UserRole(found.role),
+        uid=found.id,
+        generation=found.token_version,
+        ttl=ctx.config.token_ttl,
     )
     return Login(token, claims, user)
 

@@ -50,6 +50,8 @@ SCHEMA_SQL = [
         detail jsonb NOT NULL DEFAULT '{}')""",
     "CREATE INDEX IF NOT EXISTS audit_log_failed_logins ON exapg_mgmt.audit_log (at) "
     "WHERE action = 'login' AND NOT success",
+    # raised by every password change and disable, so that tokens of older versions end
+    "ALTER TABLE exapg_mgmt.users ADD COLUMN IF NOT EXISTS token_version bigint NOT NULL DEFAULT 1",
     """CREATE TABLE IF NOT EXISTS exapg_mgmt.revoked_tokens (
         jti text PRIMARY KEY,
         expires_at timestamptz NOT NULL)""",

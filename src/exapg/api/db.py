@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 
@@ -22,6 +23,9 @@ from exapg.api.errors import UnavailableError
 APP_NAME = "exapg-mgmt"
 STATEMENT_TIMEOUT_MS = 10_000
 POOL_WAIT = 5.0
+# After a node failed to give a connection, requests fail at once for this long instead of
+# each waiting POOL_WAIT for it: an outage shows in the UI within a second, not after 5 s.
+DOWN_HOLD = 3.0
 log = logging.getLogger(__name__)
 
 
@@ -32,6 +36,7 @@ class Pools:
         self._pools: dict[str, ConnectionPool] = {}
         self._lock = threading.Lock()
         self._async: AsyncConnectionPool | None = None
+        self._down: dict[str, tuple[float, str]] = {}  # node -> (when it failed, why)
 
     def pool(self, node: str) -> ConnectionPool:
         with self._lock:
@@ -70,21 +75,39 @@ class Pools:
         )
         await self._async.open(wait=False)
 
+    def down(self, node: str) -> str | None:
+        """Why `node` is taken for down (it failed within DOWN_HOLD seconds), or None."""
+        failed = self._down.get(node)
+        if failed is None or time.monotonic() - failed[0] >= DOWN_HOLD:
+            return None
+        return failed[1]
+
+    def _check_down(self, node: str) -> None:
+        reason = self.down(node)
+        if reason is not None:
+            raise UnavailableError(reason)
+
+    def _failed(self, node: str, reason: str) -> UnavailableError:
+        self._down[node] = (time.monotonic(), reason)
+        return UnavailableError(reason)
+
     @asynccontextmanager
     async def aconnection(
         self, timeout: float = POOL_WAIT
     ) -> AsyncIterator[psycopg.AsyncConnection]:
         if self._async is None:
             raise UnavailableError("the coordinator pool is not open yet")
+        self._check_down("coordinator")
         try:
             async with self._async.connection(timeout=timeout) as conn:
                 yield conn
+        except psycopg.errors.QueryCanceled:
+            raise  # a statement timeout: the node answers (504, not down)
         except PoolTimeout:
-            raise UnavailableError(
-                f"node coordinator is not reachable (no connection within {timeout:.0f}s)"
-            ) from None
+            raise self._failed("coordinator", _unreachable("coordinator", timeout)) from None
         except psycopg.OperationalError as exc:
-            raise UnavailableError(f"node coordinator: {_first_line(exc)}") from None
+            raise self._failed("coordinator", f"node coordinator: {_first_line(exc)}") from None
+        self._down.pop("coordinator", None)
 
     async def close_async(self) -> None:
         if self._async is not None:
@@ -96,21 +119,27 @@ class Pools:
         self, node: str = "coordinator", timeout: float = POOL_WAIT
     ) -> Iterator[psycopg.Connection]:
         """A pooled connection; a node that cannot be reached becomes UnavailableError."""
+        self._check_down(node)
         try:
             with self.pool(node).connection(timeout=timeout) as conn:
                 yield conn
+        except psycopg.errors.QueryCanceled:
+            raise  # a statement timeout: the node answers (504, not down)
         except PoolTimeout:
-            raise UnavailableError(
-                f"node {node} is not reachable (no connection within {timeout:.0f}s)"
-            ) from None
+            raise self._failed(node, _unreachable(node, timeout)) from None
         except psycopg.OperationalError as exc:
-            raise UnavailableError(f"node {node}: {_first_line(exc)}") from None
+            raise self._failed(node, f"node {node}: {_first_line(exc)}") from None
+        self._down.pop(node, None)
 
     def close(self) -> None:
         with self._lock:
             pools, self._pools = list(self._pools.values()), {}
         for pool in pools:
             pool.close(timeout=2)
+
+
+def _unreachable(node: str, timeout: float) -> str:
+    return f"node {node} is not reachable (no connection within {timeout:g}s)"
 
 
 def _first_line(exc: Exception) -> str:

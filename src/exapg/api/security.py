@@ -66,18 +66,28 @@ def require_strong_password(password: str, *, username: str) -> None:
 
 @dataclass(frozen=True)
 class TokenClaims:
+    """A session: `uid` and `generation` bind it to one user row and one password of it
+    (a user made again under the same name has another id; a new password or a disable
+    raises the generation), so such changes end every earlier session."""
+
     username: str
     role: UserRole
     jti: str
     expires_at: int
+    uid: int
+    generation: int
 
 
-def issue_token(secret: str, *, username: str, role: UserRole, ttl: int) -> tuple[str, TokenClaims]:
+def issue_token(
+    secret: str, *, username: str, role: UserRole, uid: int, generation: int, ttl: int
+) -> tuple[str, TokenClaims]:
     now = int(time.time())
-    claims = TokenClaims(username, role, secrets.token_urlsafe(16), now + ttl)
+    claims = TokenClaims(username, role, secrets.token_urlsafe(16), now + ttl, uid, generation)
     payload = {
         "sub": username,
         "role": str(role),
+        "uid": uid,
+        "gen": generation,
         "jti": claims.jti,
         "iat": now,
         "exp": claims.expires_at,
@@ -85,6 +95,12 @@ def issue_token(secret: str, *, username: str, role: UserRole, ttl: int) -> tupl
         "aud": AUDIENCE,
     }
     return jwt.encode(payload, secret, algorithm=ALGORITHM), claims
+
+
+def _integer(value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError("not an integer claim")
+    return value
 
 
 def decode_token(secret: str, token: str) -> TokenClaims | None:
@@ -96,10 +112,15 @@ def decode_token(secret: str, token: str) -> TokenClaims | None:
             algorithms=[ALGORITHM],
             audience=AUDIENCE,
             issuer=ISSUER,
-            options={"require": ["sub", "role", "jti", "exp", "iat"]},
+            options={"require": ["sub", "role", "uid", "gen", "jti", "exp", "iat"]},
         )
         return TokenClaims(
-            str(data["sub"]), UserRole(data["role"]), str(data["jti"]), int(data["exp"])
+            str(data["sub"]),
+            UserRole(data["role"]),
+            str(data["jti"]),
+            int(data["exp"]),
+            _integer(data["uid"]),
+            _integer(data["gen"]),
         )
     except (jwt.PyJWTError, ValueError, KeyError, TypeError):
         return None

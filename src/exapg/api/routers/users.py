@@ -75,6 +75,7 @@ def reset_password(
     hashed = hash_password(body.password)
     with ctx.pools.connection() as conn:
         users.set_password(conn, username=username, hashed=hashed)
+        ctx.sessions.forget_user(username)
         audit.record(
             conn,
             actor=admin.username,
