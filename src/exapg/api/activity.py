@@ -11,6 +11,7 @@ from psycopg.rows import dict_row
 
 from exapg.api.db import APP_NAME, Pools
 from exapg.api.errors import NotFoundError
+from exapg.api.redact import redact_sql
 from exapg.errors import ExaPGError
 
 ACTIVITY_SQL = """
@@ -44,7 +45,7 @@ def list_activity(
                 pools.connection(node, timeout=PER_NODE_WAIT) as conn,
                 conn.cursor(row_factory=dict_row) as cur,
             ):
-                return [{"node": node, **row} for row in cur.execute(ACTIVITY_SQL, params)]
+                return [_redacted({"node": node, **row}) for row in cur.execute(ACTIVITY_SQL, params)]
         except (ExaPGError, psycopg.Error) as exc:
             return str(exc).strip().splitlines()[0] if str(exc).strip() else "unreachable"
 
@@ -55,6 +56,11 @@ def list_activity(
         {"node": n, "error": r} for n, r in zip(nodes, results, strict=True) if isinstance(r, str)
     ]
     return rows, errors
+
+
+def _redacted(row: dict[str, Any]) -> dict[str, Any]:
+    """Every query text leaves the API through here: no password or key literal in it."""
+    return {**row, "query": redact_sql(row["query"])}
 
 
 def signal_backend(pools: Pools, *, node: str, pid: int, action: str) -> bool:
@@ -94,6 +100,6 @@ def top_statements(pools: Pools, *, limit: int) -> tuple[bool, str | None, list[
             return False, "the pg_stat_statements extension is not installed in this database", []
         try:
             with conn.cursor(row_factory=dict_row) as cur:
-                return True, None, cur.execute(TOP_SQL, (limit,)).fetchall()
+                return True, None, [_redacted(row) for row in cur.execute(TOP_SQL, (limit,))]
         except psycopg.errors.ObjectNotInPrerequisiteState:
             return False, "pg_stat_statements is not in shared_preload_libraries", []
