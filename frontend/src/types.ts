@@ -16,6 +16,7 @@ export interface Token {
   token_type: string;
   expires_at: string;
   user: User;
+  device_token?: string | null;
 }
 
 export interface Me {

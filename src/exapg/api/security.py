@@ -124,3 +124,28 @@ def decode_token(secret: str, token: str) -> TokenClaims | None:
         )
     except (jwt.PyJWTError, ValueError, KeyError, TypeError):
         return None
+
+
+DEVICE_AUDIENCE = "exapg-device"
+DEVICE_TTL = 90 * 86400
+
+
+def issue_device_token(secret: str, *, username: str) -> tuple[str, str]:
+    """(token, device id): proof that this browser logged in as `username` before. It opens
+    no session; it only lets that user's logins from here past the per-user throttle."""
+    now, device = int(time.time()), secrets.token_urlsafe(12)
+    payload = {"sub": username, "did": device, "iat": now, "exp": now + DEVICE_TTL,
+               "iss": ISSUER, "aud": DEVICE_AUDIENCE}
+    return jwt.encode(payload, secret, algorithm=ALGORITHM), device
+
+
+def device_of(secret: str, token: str | None, *, username: str) -> str | None:
+    """The device id of a valid device token of `username`; None otherwise."""
+    if not token:
+        return None
+    try:
+        data = jwt.decode(token, secret, algorithms=[ALGORITHM], audience=DEVICE_AUDIENCE,
+                          issuer=ISSUER, options={"require": ["sub", "did", "exp"]})
+    except jwt.PyJWTError:
+        return None
+    return str(data["did"]) if data["sub"] == username else None

@@ -26,12 +26,19 @@ def _at(epoch: int) -> datetime:
 
 
 @router.post("/login", responses={401: {}, 429: {}})
-def login(body: LoginRequest, ctx: Ctx, addr: ClientAddr) -> TokenPublic:
-    result = auth.login(ctx, username=body.username, password=body.password, client_addr=addr)
+async def login(body: LoginRequest, ctx: Ctx, addr: ClientAddr) -> TokenPublic:
+    result = await auth.login(
+        ctx,
+        username=body.username,
+        password=body.password,
+        client_addr=addr,
+        device_token=body.device_token,
+    )
     return TokenPublic(
         access_token=result.token,
         expires_at=_at(result.claims.expires_at),
         user=UserPublic.model_validate(result.user, from_attributes=True),
+        device_token=result.device_token,
     )
 
 
