@@ -14,10 +14,13 @@ Limits that an attacker cannot turn against the users they protect (within 15 mi
 
 Every attempt is reserved before its password is checked (crud.attempts), and checks run
 in their own threads, few at a time (hashing.PasswordChecks), holding no pooled connection.
+A refused login (429) is answered after REFUSAL_DELAY, so a flood's clients do not come back
+faster than the API can say no to them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 from dataclasses import dataclass
 
@@ -42,6 +45,7 @@ FREE_FAILURES = 5
 MAX_DELAY = 60.0
 MAX_FAILURES_PER_DEVICE = 5
 MAX_FAILURES_PER_ADDRESS = 20
+REFUSAL_DELAY = 1.0  # seconds a refused login waits for its answer (costs nothing meanwhile)
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,18 @@ class Refusal:
 
 async def login(
     ctx: AppContext, *, username: str, password: str, client_addr: str | None, device_token: str | None
+) -> Login:
+    try:
+        return await _login(ctx, username, password, client_addr, device_token)
+    except RateLimitedError:
+        # Decided at once, answered late: a flood's clients wait instead of coming back
+        # thousands of times a second for the event loop that serves everyone else.
+        await asyncio.sleep(REFUSAL_DELAY)
+        raise
+
+
+async def _login(
+    ctx: AppContext, username: str, password: str, client_addr: str | None, device_token: str | None
 ) -> Login:
     device = device_of(ctx.config.secret_key, device_token, username=username)
     address = client_addr if distinct_address(client_addr) else None
