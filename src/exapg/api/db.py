@@ -23,9 +23,11 @@ from exapg.api.errors import UnavailableError
 APP_NAME = "exapg-mgmt"
 STATEMENT_TIMEOUT_MS = 10_000
 POOL_WAIT = 5.0
-# After a node failed to give a connection, requests fail at once for this long instead of
-# each waiting POOL_WAIT for it: an outage shows in the UI within a second, not after 5 s.
+# After a node failed to give a connection, requests fail at once instead of each waiting
+# POOL_WAIT for it (an outage shows in the UI at once, not after 5 s); every DOWN_HOLD
+# seconds one request tries again, waiting at most PROBE_WAIT.
 DOWN_HOLD = 3.0
+PROBE_WAIT = 1.0
 log = logging.getLogger(__name__)
 
 
@@ -58,6 +60,7 @@ class Pools:
             max_size=self.max_size,
             timeout=POOL_WAIT,
             max_idle=300,
+            check=ConnectionPool.check_connection,  # no dead connection after a restart
             open=True,
             name=f"exapg-mgmt-{node}",
         )
@@ -70,22 +73,27 @@ class Pools:
             max_size=self.max_size,
             timeout=POOL_WAIT,
             max_idle=300,
+            check=AsyncConnectionPool.check_connection,
             open=False,
             name="exapg-mgmt-async",
         )
         await self._async.open(wait=False)
 
     def down(self, node: str) -> str | None:
-        """Why `node` is taken for down (it failed within DOWN_HOLD seconds), or None."""
+        """Why `node` is taken for down (its last try failed), or None."""
         failed = self._down.get(node)
-        if failed is None or time.monotonic() - failed[0] >= DOWN_HOLD:
-            return None
-        return failed[1]
+        return failed[1] if failed else None
 
-    def _check_down(self, node: str) -> None:
-        reason = self.down(node)
-        if reason is not None:
-            raise UnavailableError(reason)
+    def _admit(self, node: str, timeout: float) -> float:
+        """How long this request may wait for `node`: UnavailableError at once while it is
+        down, except for one probe per DOWN_HOLD (which others do not wait behind)."""
+        failed = self._down.get(node)
+        if failed is None:
+            return timeout
+        if time.monotonic() - failed[0] < DOWN_HOLD:
+            raise UnavailableError(failed[1])
+        self._down[node] = (time.monotonic(), failed[1])  # this request is the probe
+        return min(timeout, PROBE_WAIT)
 
     def _failed(self, node: str, reason: str) -> UnavailableError:
         self._down[node] = (time.monotonic(), reason)
@@ -97,7 +105,7 @@ class Pools:
     ) -> AsyncIterator[psycopg.AsyncConnection]:
         if self._async is None:
             raise UnavailableError("the coordinator pool is not open yet")
-        self._check_down("coordinator")
+        timeout = self._admit("coordinator", timeout)
         try:
             async with self._async.connection(timeout=timeout) as conn:
                 yield conn
@@ -119,7 +127,7 @@ class Pools:
         self, node: str = "coordinator", timeout: float = POOL_WAIT
     ) -> Iterator[psycopg.Connection]:
         """A pooled connection; a node that cannot be reached becomes UnavailableError."""
-        self._check_down(node)
+        timeout = self._admit(node, timeout)
         try:
             with self.pool(node).connection(timeout=timeout) as conn:
                 yield conn
