@@ -117,7 +117,7 @@ def test_a_login_flood_leaves_the_api_to_others(api_server, admin):
     admin's requests meanwhile all answer, none waiting on a pooled connection, and the
     admin's own login (from a known browser) goes through."""
     first = login(api_server, "admin", api_server.admin_password)
-    device = first.json()["device_token"]
+    device = first.json().get("device_token")
     stop = threading.Event()
     flood: list[int] = []
 
@@ -149,3 +149,14 @@ def test_a_login_flood_leaves_the_api_to_others(api_server, admin):
     assert slowest < POOL_WAIT / 2, slowest
     assert own.status_code == 200, own.text
     assert 429 in flood and set(flood) <= {401, 429}, set(flood)
+
+
+def test_a_stolen_session_cannot_guess_the_password_faster_than_a_login(api_server, make_user):
+    """Changing one's password checks the current one: under the same limits as a login."""
+    victim = make_user("viewer")
+    with api_server.client(victim.token) as thief:
+        answers = [thief.post("/api/auth/password", json={"current_password": f"guess-{i}",
+                                                          "new_password": "Tr0ub4dor&3-horse"})
+                   for i in range(8)]
+    assert checked(answers) <= FREE_FAILURES + 1, [a.status_code for a in answers]
+    assert answers[-1].status_code == 429

@@ -66,8 +66,27 @@ class Refusal:
 async def login(
     ctx: AppContext, *, username: str, password: str, client_addr: str | None, device_token: str | None
 ) -> Login:
+    device = device_of(ctx.config.secret_key, device_token, username=username)
+    found = await checked(ctx, username=username, password=password, client_addr=client_addr,
+                          device=device)
+    user = await run_in_threadpool(_logged_in, ctx, username, client_addr)
+    return _session(ctx, user, found, device_token if device else None)
+
+
+async def checked(
+    ctx: AppContext,
+    *,
+    username: str,
+    password: str,
+    client_addr: str | None,
+    device: str | None = None,
+    action: str = audit.LOGIN,
+) -> users.Credentials:
+    """The credentials of an enabled user whose password this is, under the limits above:
+    every password check of the API goes through here (a wrong current password when
+    changing it counts like a failed login). NotAuthenticatedError or RateLimitedError."""
     try:
-        return await _login(ctx, username, password, client_addr, device_token)
+        return await _check(ctx, username, password, client_addr, device, action)
     except RateLimitedError:
         # Decided at once, answered late: a flood's clients wait instead of coming back
         # thousands of times a second for the event loop that serves everyone else.
@@ -75,21 +94,24 @@ async def login(
         raise
 
 
-async def _login(
-    ctx: AppContext, username: str, password: str, client_addr: str | None, device_token: str | None
-) -> Login:
-    device = device_of(ctx.config.secret_key, device_token, username=username)
+async def _check(
+    ctx: AppContext, username: str, password: str, client_addr: str | None, device: str | None,
+    action: str,
+) -> users.Credentials:
     address = client_addr if distinct_address(client_addr) else None
     if device is None:
         ctx.login_gate.check([f"u:{username}"] + ([f"a:{address}"] if address else []))
     with ctx.password_checks.slot(Lane.KNOWN if device else Lane.UNKNOWN):
-        attempt, found = await run_in_threadpool(_reserve, ctx, username, client_addr, address, device)
+        attempt, found = await run_in_threadpool(
+            _reserve, ctx, username, client_addr, address, device, action
+        )
         valid = await ctx.password_checks.verify(found.password_hash if found else None, password)
         ok = valid and found is not None and found.enabled
-        user = await run_in_threadpool(_finish, ctx, attempt, username, client_addr, ok, valid)
-    if user is None or found is None:
+        reason = None if ok else audit.BAD_CREDENTIALS if not valid else "disabled"
+        await run_in_threadpool(_finish, ctx, attempt, username, client_addr, action, reason)
+    if not ok or found is None:
         raise NotAuthenticatedError("wrong user name or password, or the user is disabled")
-    return _session(ctx, user, found, device_token if device else None)
+    return found
 
 
 def distinct_address(client_addr: str | None) -> bool:
@@ -117,7 +139,8 @@ def _session(
 
 
 def _reserve(
-    ctx: AppContext, username: str, client_addr: str | None, address: str | None, device: str | None
+    ctx: AppContext, username: str, client_addr: str | None, address: str | None,
+    device: str | None, action: str,
 ) -> tuple[int, users.Credentials | None]:
     """The attempt reserved (or RateLimitedError), and the user's credentials."""
 
@@ -131,7 +154,7 @@ def _reserve(
         )
         if refusal is None and attempt is not None:
             return attempt, users.credentials(conn, username=username)
-        _refused(conn, username, client_addr, "rate_limited")
+        _refused(conn, username, client_addr, action, "rate_limited")
     assert refusal is not None
     ctx.login_gate.close(refusal.key, refusal.wait)
     raise RateLimitedError(refusal.message, int(refusal.wait) + 1)
@@ -154,20 +177,26 @@ def _refusal(
 
 
 def _finish(
-    ctx: AppContext, attempt: int, username: str, client_addr: str | None, ok: bool, valid: bool
-) -> users.User | None:
-    """The attempt's outcome recorded and audited; the user when the login succeeded."""
+    ctx: AppContext, attempt: int, username: str, client_addr: str | None, action: str,
+    failure: str | None,
+) -> None:
+    """The attempt's outcome recorded; a failure audited (None: the password was right)."""
     with ctx.pools.connection() as conn:
-        attempts.finish(conn, attempt=attempt, ok=ok)
-        if not ok:
-            _refused(conn, username, client_addr, audit.BAD_CREDENTIALS if not valid else "disabled")
-            return None
+        attempts.finish(conn, attempt=attempt, ok=failure is None)
+        if failure is not None:
+            _refused(conn, username, client_addr, action, failure)
+
+
+def _logged_in(ctx: AppContext, username: str, client_addr: str | None) -> users.User:
+    with ctx.pools.connection() as conn:
         users.record_login(conn, username=username)
         audit.record(conn, actor=username, action=audit.LOGIN, target=username, success=True,
                      client_addr=client_addr)
         return users.get_user(conn, username=username)
 
 
-def _refused(conn: psycopg.Connection, username: str, client_addr: str | None, reason: str) -> None:
-    audit.record(conn, actor=username, action=audit.LOGIN, target=username, success=False,
+def _refused(
+    conn: psycopg.Connection, username: str, client_addr: str | None, action: str, reason: str
+) -> None:
+    audit.record(conn, actor=username, action=action, target=username, success=False,
                  client_addr=client_addr, detail={"reason": reason})

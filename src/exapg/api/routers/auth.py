@@ -3,22 +3,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from fastapi import APIRouter, status
+from fastapi.concurrency import run_in_threadpool
 
 from exapg.api import auth
+from exapg.api.context import AppContext
 from exapg.api.crud import audit, users
 from exapg.api.deps import ClientAddr, Ctx, CurrentUser
 from exapg.api.errors import NotAuthenticatedError
 from exapg.api.schemas.auth import LoginRequest, MePublic, PasswordChange, TokenPublic
 from exapg.api.schemas.users import UserPublic
-from exapg.api.security import (
-    UserRole,
-    hash_password,
-    issue_token,
-    require_strong_password,
-    verify_password,
-)
+from exapg.api.security import UserRole, hash_password, issue_token, require_strong_password
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
+PASSWORD_CHANGE = "password_change"  # noqa: S105 - an audit action, not a secret
 
 
 def _at(epoch: int) -> datetime:
@@ -62,27 +59,35 @@ def logout(user: CurrentUser, ctx: Ctx, addr: ClientAddr) -> None:
         )
 
 
-@router.post("/password", responses={401: {}, 422: {}})
-def change_password(
+@router.post("/password", responses={401: {}, 422: {}, 429: {}})
+async def change_password(
     body: PasswordChange, user: CurrentUser, ctx: Ctx, addr: ClientAddr
 ) -> TokenPublic:
-    """A new password ends every session of the user; the answer is a new token for this one."""
+    """A new password ends every session of the user; the answer is a new token for this one.
+    The current password is checked under the login limits: a stolen session cannot
+    guess it faster than a login could."""
     require_strong_password(body.new_password, username=user.username)
+    try:
+        found = await auth.checked(ctx, username=user.username, password=body.current_password,
+                                   client_addr=addr, action=PASSWORD_CHANGE)
+    except NotAuthenticatedError:
+        raise NotAuthenticatedError("the current password is wrong") from None
+    return await run_in_threadpool(_new_password, ctx, found, user.username, body.new_password, addr)
+
+
+def _new_password(
+    ctx: AppContext, found: users.Credentials, username: str, password: str, addr: str | None
+) -> TokenPublic:
+    hashed = hash_password(password)
     with ctx.pools.connection() as conn:
-        found = users.credentials(conn, username=user.username)
-    # hashing holds no pooled connection: each check costs a quarter of a second of CPU
-    if found is None or not verify_password(found.password_hash, body.current_password):
-        _audit_change(ctx, user.username, addr, success=False)
-        raise NotAuthenticatedError("the current password is wrong")
-    hashed = hash_password(body.new_password)
-    with ctx.pools.connection() as conn:
-        generation = users.set_password(conn, username=user.username, hashed=hashed)
-        ctx.sessions.forget_user(user.username)
-        account = users.get_user(conn, username=user.username)
-    _audit_change(ctx, user.username, addr, success=True)
+        generation = users.set_password(conn, username=username, hashed=hashed)
+        ctx.sessions.forget_user(username)
+        account = users.get_user(conn, username=username)
+        audit.record(conn, actor=username, action=PASSWORD_CHANGE, target=username,
+                     success=True, client_addr=addr)
     token, claims = issue_token(
         ctx.config.secret_key,
-        username=user.username,
+        username=username,
         role=UserRole(account.role),
         uid=found.id,
         generation=generation,
@@ -93,9 +98,3 @@ def change_password(
         expires_at=_at(claims.expires_at),
         user=UserPublic.model_validate(account, from_attributes=True),
     )
-
-
-def _audit_change(ctx: Ctx, username: str, addr: str | None, *, success: bool) -> None:
-    with ctx.pools.connection() as conn:
-        audit.record(conn, actor=username, action="password_change", target=username,
-                     success=success, client_addr=addr)
