@@ -94,6 +94,22 @@ def api_server(ha_stack, tmp_path_factory) -> Iterator[ApiServer]:
 
 
 @pytest.fixture
+def own_api(make_stack, tmp_path) -> Iterator[ApiServer]:
+    """An API on a stack of its own, for a test that stops that stack's nodes."""
+    stack = make_stack("ha")
+    port, log = free_port(), tmp_path / "api.log"
+    env = {**stack.env, "EXAPG_SAMPLE_INTERVAL": "1", "EXAPG_PROMETHEUS_URL": "http://127.0.0.1:9"}
+    process = start_api(env, port, log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, process, log)
+        yield ApiServer(url, stack, stack.runtime.secrets.admin_password, log)
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+@pytest.fixture
 def admin_token(api_server: ApiServer) -> str:
     return api_server.admin_session()
 

@@ -6,32 +6,14 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from exapg.api.db import POOL_WAIT
-from tests.api.fixtures import ApiServer, start_api, unique_name, wait_healthy
-from tests.conftest import free_port
+from tests.api.fixtures import unique_name
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def own_api(make_stack, tmp_path) -> Iterator[ApiServer]:
-    """An API on a stack of its own: this test stops that stack's coordinator."""
-    stack = make_stack("ha")
-    port, log = free_port(), tmp_path / "api.log"
-    env = {**stack.env, "EXAPG_SAMPLE_INTERVAL": "1", "EXAPG_PROMETHEUS_URL": "http://127.0.0.1:9"}
-    process = start_api(env, port, log)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, process, log)
-        yield ApiServer(url, stack, stack.runtime.secrets.admin_password, log)
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
 
 
 def timed(client: httpx.Client, method: str, path: str, **kwargs) -> tuple[httpx.Response, float]:

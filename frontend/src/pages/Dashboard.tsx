@@ -37,7 +37,7 @@ export function Dashboard() {
           <Stat testId="stat-nodes" label="Nodes up" value={`${o.nodes.up} / ${o.nodes.total}`}
                 hint={o.nodes.down > 0 ? <Badge ok={false}>{o.nodes.down} down</Badge> : <Badge ok>all up</Badge>} />
           <Stat testId="stat-lag" label="Replication lag"
-                value={o.replication.length ? duration(lag) : "no standby"}
+                value={o.coordinator_error ? "–" : o.replication.length ? duration(lag) : "no standby"}
                 hint={o.replication.map((r) => `${r.name}: ${bytes(r.lag_bytes)}`).join(" · ")} />
         </div>
       )}
