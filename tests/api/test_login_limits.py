@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from exapg.api.auth import FREE_FAILURES, MAX_FAILURES_PER_ADDRESS
+from exapg.api.auth import FREE_FAILURES, MAX_FAILURES_PER_ADDRESS, MAX_FAILURES_PER_DEVICE
 from exapg.api.db import POOL_WAIT
 from tests.api.fixtures import unique_name
 
@@ -68,6 +68,14 @@ def test_bad_passwords_do_not_lock_a_user_out_of_a_known_device(api_server, make
     # a device token is the user's own: it opens nothing for another name
     other = make_user("viewer")
     assert login(api_server, other.username, "not-the-password", device=device).status_code == 401
+
+
+def test_a_stolen_device_token_uses_up_its_failures_then_waits_like_a_stranger(api_server, make_user):
+    victim = make_user("viewer")
+    device = login(api_server, victim.username, victim.password).json()["device_token"]
+    stolen = [login(api_server, victim.username, f"guess-{i}", device=device) for i in range(9)]
+    assert checked(stolen) <= MAX_FAILURES_PER_DEVICE + 1, [a.status_code for a in stolen]
+    assert stolen[-1].status_code == 429
 
 
 def test_failures_from_loopback_never_lock_the_address(api_server, make_user):

@@ -168,10 +168,12 @@ def _refusal(
     if address is not None and f.by_address >= MAX_FAILURES_PER_ADDRESS:
         key = f"a:{address}"
         return Refusal(key, max(1.0, f.address_expires_in), _message(key, f.address_expires_in))
-    if f.by_user < FREE_FAILURES or f.since_last_unknown is None:
+    if f.by_user < FREE_FAILURES or f.since_last is None:
         return None
+    # counted from the user's last failure from anywhere, a device's too: a stolen device
+    # token with its own failures used up gets no more checks than a stranger
     delay = min(MAX_DELAY, 2.0 ** (f.by_user - FREE_FAILURES))
-    wait = delay - f.since_last_unknown
+    wait = delay - f.since_last
     key = f"u:{username}"
     return Refusal(key, wait, _message(key, wait)) if wait > 0 else None
 

@@ -76,13 +76,13 @@ async def _session(ctx: AppContext, claims: TokenClaims) -> tuple[users.UserStat
         async with ctx.pools.aconnection(timeout=SESSION_WAIT) as conn:
             return await users.session_state(conn, uid=claims.uid, jti=claims.jti)
 
+    read_only = False
     try:
-        (state, revoked), read_only = await ctx.sessions.check(
-            claims.jti, claims.username, claims.uid, load
-        ), False
+        state, revoked = await ctx.sessions.check(claims.jti, claims.username, claims.uid, load)
     except UnavailableError:
+        read_only = True
         claimed = users.UserState(str(claims.role), True, claims.generation)
-        (state, revoked), read_only = ctx.sessions.last_known(claims.jti, claims.uid, claimed), True
+        state, revoked = ctx.sessions.last_known(claims.jti, claims.uid, claimed)
     if state is None or not state.enabled or revoked:
         raise NotAuthenticatedError("session ended (logged out, user disabled or deleted)")
     if state.token_version != claims.generation:

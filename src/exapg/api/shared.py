@@ -107,8 +107,7 @@ class SessionCache:
         """The state to trust while the coordinator is down: the last one seen of this user,
         or, for a user this process has not seen (restarted meanwhile), the token's signed
         claims. Only reads are allowed on it (see deps.current_user)."""
-        state = self._last.get(uid, claimed) if uid in self._last else claimed
-        return state, jti in self._revoked
+        return self._last.get(uid, claimed), jti in self._revoked
 
     def forget_token(self, jti: str) -> None:
         self._entries.pop(jti, None)

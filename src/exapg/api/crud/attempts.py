@@ -20,7 +20,7 @@ ATTEMPT_LOCK = 0x45584C47  # "EXLG": first key of the advisory locks, hashtext(.
 
 FAILURES_SQL = """
 SELECT count(*) FILTER (WHERE username = %(user)s),
-       extract(epoch FROM now() - max(at) FILTER (WHERE username = %(user)s AND device IS NULL)),
+       extract(epoch FROM now() - max(at) FILTER (WHERE username = %(user)s)),
        count(*) FILTER (WHERE device = %(device)s),
        count(*) FILTER (WHERE client_addr = %(addr)s),
        extract(epoch FROM min(at) FILTER (WHERE client_addr = %(addr)s)
@@ -36,7 +36,7 @@ class Failures:
     """Failed (or still unchecked) attempts within the window."""
 
     by_user: int  # this user name, from anywhere
-    since_last_unknown: float | None  # seconds since this user's last attempt without a device
+    since_last: float | None  # seconds since this user's last failed (or pending) attempt
     by_device: int  # from this device token
     by_address: int  # any user name, from this address
     address_expires_in: float  # seconds until the address's oldest failure leaves the window

@@ -97,4 +97,5 @@ def _new_password(
         access_token=token,
         expires_at=_at(claims.expires_at),
         user=UserPublic.model_validate(account, from_attributes=True),
+        device_token=None,  # the browser keeps the one it has
     )
