@@ -23,6 +23,7 @@ from exapg.api.errors import UnavailableError
 APP_NAME = "exapg-mgmt"
 STATEMENT_TIMEOUT_MS = 10_000
 POOL_WAIT = 5.0
+CONNECT_TIMEOUT = 2  # seconds (libpq's minimum): a host that drops packets is down soon
 # After a node failed to give a connection, requests fail at once instead of each waiting
 # POOL_WAIT for it (an outage shows in the UI at once, not after 5 s); every DOWN_HOLD
 # seconds one request tries again, waiting at most PROBE_WAIT.
@@ -50,6 +51,7 @@ class Pools:
         return self.access.dsn(node).kwargs(
             application_name=APP_NAME,
             autocommit=True,
+            connect_timeout=CONNECT_TIMEOUT,
             options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
         )
 
