@@ -36,6 +36,7 @@ LEAKS = [
     f"DO $$BEGIN EXECUTE 'ALTER ROLE x PASSWORD ''{S}'''; END$$",
     f"COPY t FROM PROGRAM 'curl -u app:{S} http://h/x'",
     f"SET my.secret = '{S}'",
+    f"ALTER ROLE x PASSWORD 'ab\\'{S}'",  # standard_conforming_strings off: one literal
 ]
 
 
@@ -55,6 +56,13 @@ def test_the_secret_is_gone(text):
 ])
 def test_other_queries_are_left_as_they_are(text):
     assert redact_sql(text) == text
+
+
+def test_roles_below_admin_see_no_literal_at_all():
+    text = "INSERT INTO creds (name, pass) VALUES ('bob', 'hunter2'), ('eve', E'it\\'s')"
+    assert redact_sql(text) == text  # nothing there says secret: an admin sees it
+    assert redact_sql(text, every_literal=True) == (
+        "INSERT INTO creds (name, pass) VALUES ('***', '***'), ('***', '***')")
 
 
 def test_a_statement_keeps_its_shape():

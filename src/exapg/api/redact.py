@@ -5,15 +5,19 @@ statements as they were sent (`CREATE ROLE x PASSWORD '...'`, `CREATE USER MAPPI
 OPTIONS (password '...')`, `CREATE SUBSCRIPTION ... CONNECTION '... password=...'`), and
 pg_stat_activity shows every running statement with its literals. So, per statement:
 
+- for roles below admin (`every_literal`), every string literal goes, whatever the
+  statement: a viewer sees the shape of the work, never the values in it;
 - a utility statement (anything but SELECT, INSERT, UPDATE, DELETE, MERGE, WITH, VALUES,
   TABLE) loses every string literal;
 - in the others, a literal goes when it holds a connection string or URL with a password,
   follows a word that names a secret (`password = '...'`), or is an argument of a
   function that takes secrets (dblink, pgcrypto, set_config).
 
-The scan is a small SQL tokenizer (quotes, E'' escapes, dollar quotes, comments), so a
-quote inside a comment or an identifier cannot end a literal early; text cut off inside a
-literal (query texts are truncated) is redacted to its end.
+The scan is a small SQL tokenizer (quotes, dollar quotes, comments), so a quote inside a
+comment or an identifier cannot end a literal early. It takes a backslash before a quote
+for an escape in every literal, as PostgreSQL does in E'' (and in '' with
+standard_conforming_strings off): when unsure, a literal ends too late rather than too
+early. Text cut off inside a literal (query texts are truncated) is redacted to its end.
 """
 
 from __future__ import annotations
@@ -46,11 +50,12 @@ _TOKEN = re.compile(
 )
 
 
-def redact_sql(text: str | None) -> str | None:
-    """`text` with the literals that may hold secrets replaced by '***'."""
+def redact_sql(text: str | None, *, every_literal: bool = False) -> str | None:
+    """`text` with the literals that may hold secrets (or, with `every_literal`, all string
+    literals) replaced by '***'."""
     if not text:
         return text
-    return "".join(_Redactor(text).run())
+    return "".join(_Redactor(text, every_literal).run())
 
 
 @dataclass
@@ -72,8 +77,9 @@ class _Statement:
 
 
 class _Redactor:
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, every_literal: bool) -> None:
         self.text = text
+        self.every_literal = every_literal
         self.pos = 0
         self.stmt = _Statement()
 
@@ -85,7 +91,7 @@ class _Redactor:
             if kind == "block_comment":
                 yield self._skip_block_comment()
             elif kind == "string":
-                yield self._literal(self._quoted_end(match.end(), value[0] in "eE"))
+                yield self._literal(self._quoted_end(match.end()))
             elif kind == "dollar":
                 end = self.text.find(value, match.end())
                 yield self._literal(len(self.text) if end < 0 else end + len(value))
@@ -110,12 +116,11 @@ class _Redactor:
         self.pos = i
         return self.text[start:i]
 
-    def _quoted_end(self, i: int, backslashes: bool) -> int:
-        """The end of a '...' literal whose body starts at `i` ('' and, in E'', \\x escapes)."""
+    def _quoted_end(self, i: int) -> int:
+        """The end of a '...' literal whose body starts at `i` ('' and \\x escapes)."""
         while i < len(self.text):
             ch = self.text[i]
-            escaped = backslashes and ch == "\\"
-            if escaped or (ch == "'" and self.text[i + 1 : i + 2] == "'"):
+            if ch == "\\" or (ch == "'" and self.text[i + 1 : i + 2] == "'"):
                 i += 2
             elif ch == "'":
                 return i + 1
@@ -126,7 +131,8 @@ class _Redactor:
     def _literal(self, end: int) -> str:
         value = self.text[self.pos : end]
         self.pos = end
-        secret = self.stmt.utility() or self.stmt.secret_context() or SECRET_TEXT.search(value)
+        secret = (self.every_literal or self.stmt.utility() or self.stmt.secret_context()
+                  or SECRET_TEXT.search(value))
         self.stmt.recent.append("'")
         return MASK if secret else value
 
