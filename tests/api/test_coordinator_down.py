@@ -14,7 +14,7 @@ from exapg.api.db import POOL_WAIT
 from tests.api.fixtures import unique_name
 
 pytestmark = pytest.mark.integration
-OUTAGE = 12  # seconds the coordinator stays down after the first checks
+OUTAGE = 30  # seconds the coordinator stays down after the first checks
 BACK_WITHIN = 8.0  # seconds after its return within which all works again
 
 

@@ -29,6 +29,10 @@ CONNECT_TIMEOUT = 2  # seconds (libpq's minimum): a host that drops packets is d
 # seconds one request tries again, waiting at most PROBE_WAIT.
 DOWN_HOLD = 3.0
 PROBE_WAIT = 1.0
+# A pool retries a failed connection with a doubling delay until this many seconds have
+# passed (psycopg_pool's default: 300), then leaves it to the next request: with the
+# default, a node back after a minute's outage was not used again for another half minute.
+RECONNECT_TIMEOUT = 2.0
 log = logging.getLogger(__name__)
 
 
@@ -63,6 +67,7 @@ class Pools:
             timeout=POOL_WAIT,
             max_idle=300,
             check=ConnectionPool.check_connection,  # no dead connection after a restart
+            reconnect_timeout=RECONNECT_TIMEOUT,
             open=True,
             name=f"exapg-mgmt-{node}",
         )
@@ -76,6 +81,7 @@ class Pools:
             timeout=POOL_WAIT,
             max_idle=300,
             check=AsyncConnectionPool.check_connection,
+            reconnect_timeout=RECONNECT_TIMEOUT,
             open=False,
             name="exapg-mgmt-async",
         )
