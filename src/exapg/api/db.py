@@ -116,6 +116,7 @@ class Pools:
         timeout = self._admit("coordinator", timeout)
         try:
             async with self._async.connection(timeout=timeout) as conn:
+                self._down.pop("coordinator", None)  # a checked connection: the node is up
                 yield conn
         except psycopg.errors.QueryCanceled:
             raise  # a statement timeout: the node answers (504, not down)
@@ -123,7 +124,6 @@ class Pools:
             raise self._failed("coordinator", _unreachable("coordinator", timeout)) from None
         except psycopg.OperationalError as exc:
             raise self._failed("coordinator", f"node coordinator: {_first_line(exc)}") from None
-        self._down.pop("coordinator", None)
 
     async def close_async(self) -> None:
         if self._async is not None:
@@ -138,6 +138,7 @@ class Pools:
         timeout = self._admit(node, timeout)
         try:
             with self.pool(node).connection(timeout=timeout) as conn:
+                self._down.pop(node, None)  # a checked connection: the node is up
                 yield conn
         except psycopg.errors.QueryCanceled:
             raise  # a statement timeout: the node answers (504, not down)
@@ -145,7 +146,6 @@ class Pools:
             raise self._failed(node, _unreachable(node, timeout)) from None
         except psycopg.OperationalError as exc:
             raise self._failed(node, f"node {node}: {_first_line(exc)}") from None
-        self._down.pop(node, None)
 
     def close(self) -> None:
         with self._lock:
