@@ -22,6 +22,18 @@ export function setUnauthorizedHandler(handler: () => void): void {
   onUnauthorized = handler;
 }
 
+// A device token per user, kept across tabs and restarts: it proves this browser logged
+// in as that user before, so failed logins of others (which throttle the user) do not
+// keep them out. It opens no session by itself.
+const DEVICE_KEY = "exapg.device.";
+
+export const devices = {
+  get: (username: string): string | null => localStorage.getItem(DEVICE_KEY + username),
+  set(username: string, token: string | null | undefined): void {
+    if (token) localStorage.setItem(DEVICE_KEY + username, token);
+  },
+};
+
 export const session = {
   get token(): string | null {
     return sessionStorage.getItem(TOKEN_KEY);
@@ -73,12 +85,16 @@ async function request<T>(method: string, path: string, body?: unknown): Promise
 const enc = encodeURIComponent;
 
 export const api = {
-  login: (username: string, password: string) =>
-    request<Token>("POST", "/api/auth/login", { username, password }),
+  login: async (username: string, password: string) => {
+    const device_token = devices.get(username) ?? undefined;
+    const token = await request<Token>("POST", "/api/auth/login", { username, password, device_token });
+    devices.set(username, token.device_token);
+    return token;
+  },
   logout: () => request<void>("POST", "/api/auth/logout"),
   me: () => request<Me>("GET", "/api/auth/me"),
   changePassword: (current_password: string, new_password: string) =>
-    request<void>("POST", "/api/auth/password", { current_password, new_password }),
+    request<Token>("POST", "/api/auth/password", { current_password, new_password }),
   overview: () => request<Overview>("GET", "/api/dashboard/overview"),
   timeseries: (minutes: number) =>
     request<Timeseries>("GET", `/api/dashboard/timeseries?minutes=${minutes}`),

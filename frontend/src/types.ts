@@ -16,6 +16,7 @@ export interface Token {
   token_type: string;
   expires_at: string;
   user: User;
+  device_token?: string | null;
 }
 
 export interface Me {
@@ -26,10 +27,10 @@ export interface Me {
 
 export interface Overview {
   database: { name: string; size_bytes: number };
-  connections: { total: number; max: number; by_state: Record<string, number> };
+  connections: { total: number; max: number; by_state: Record<string, number> } | null;
   tps: number | null;
   cache_hit_ratio: number | null;
-  uptime_seconds: number;
+  uptime_seconds: number | null;
   nodes: {
     up: number;
     down: number;
@@ -40,6 +41,7 @@ export interface Overview {
   replication: { name: string; state: string; lag_bytes: number | null; lag_seconds: number | null }[];
   pgbouncer_pools: Record<string, string | number | null>[] | null;
   sampled_at: number;
+  coordinator_error?: string | null;
 }
 
 export interface Series {

@@ -11,14 +11,14 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
-import string
 from collections import defaultdict
 from pathlib import Path
 
+from exapg import passwords
 from exapg.errors import ConfigurationError, ExaPGError
 from exapg.settings import Settings
 
-MIN_PASSWORD = 12
+MIN_PASSWORD = passwords.MIN_PASSWORD
 MIN_SECRET_KEY = 32
 # A quarter goes to shared_buffers, whose floor is 128MB per node (postgres/conf.py).
 MIN_MEMORY = 512 * 1024**2
@@ -28,20 +28,8 @@ ALL_ADDRESSES = ("*", "0.0.0.0")  # noqa: S104 - how PostgreSQL and sockets spel
 
 
 def password_problem(name: str, password: str, settings: Settings) -> str | None:
-    """A reason why `password` is weak, or None. Generated secrets always pass."""
-    classes = sum(
-        any(ch in group for ch in password)
-        for group in (string.ascii_lowercase, string.ascii_uppercase, string.digits, string.punctuation)
-    )
-    if len(password) < MIN_PASSWORD:
-        return f"{name}: too short ({len(password)} characters; use at least {MIN_PASSWORD})"
-    if password.lower() in (settings.postgres_user.lower(), settings.postgres_db.lower()):
-        return f"{name}: must not equal the user or database name"
-    if classes < 3 and len(password) < 20:
-        return f"{name}: weak (mix lower case, upper case, digits and symbols, or use 20+ characters)"
-    if len(set(password)) < 5:
-        return f"{name}: weak (too few distinct characters)"
-    return None
+    """A reason why `password` is weak, or None (the rule lives in `exapg.passwords`)."""
+    return passwords.password_problem(name, password, (settings.postgres_user, settings.postgres_db))
 
 
 def secret_problems(settings: Settings, *, docker: bool = False) -> list[str]:

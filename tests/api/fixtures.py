@@ -40,6 +40,17 @@ class ApiServer:
         assert answer.status_code == 200, answer.text
         return str(answer.json()["access_token"])
 
+    def admin_session(self) -> str:
+        """The admin's token, logged in again when a test ended the session (a reset of the
+        admin's password ends every session of the admin)."""
+        token = getattr(self, "_admin_token", None)
+        if token is not None:
+            with self.client(token) as client:
+                if client.get("/api/auth/me").status_code == 200:
+                    return token
+        self._admin_token = self.token("admin", self.admin_password)
+        return self._admin_token
+
 
 def start_api(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
     full_env = {**cli_environment(env), "MGMT_BACKEND_PORT": str(port)}
@@ -82,9 +93,25 @@ def api_server(ha_stack, tmp_path_factory) -> Iterator[ApiServer]:
             process.kill()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
+def own_api(make_stack, tmp_path) -> Iterator[ApiServer]:
+    """An API on a stack of its own, for a test that stops that stack's nodes."""
+    stack = make_stack("ha")
+    port, log = free_port(), tmp_path / "api.log"
+    env = {**stack.env, "EXAPG_SAMPLE_INTERVAL": "1", "EXAPG_PROMETHEUS_URL": "http://127.0.0.1:9"}
+    process = start_api(env, port, log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, process, log)
+        yield ApiServer(url, stack, stack.runtime.secrets.admin_password, log)
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+@pytest.fixture
 def admin_token(api_server: ApiServer) -> str:
-    return api_server.token("admin", api_server.admin_password)
+    return api_server.admin_session()
 
 
 @pytest.fixture

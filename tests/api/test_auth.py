@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import secrets
 import time
 
 import httpx
@@ -86,57 +85,6 @@ def test_wrong_password_is_401_and_audited(api_server, admin):
     assert failed[0]["detail"]["reason"] == "bad_credentials"
 
 
-def login_from(api_server, address: str, username: str, password: str) -> httpx.Response:
-    """A login from `address`: the test server, like uvicorn by default, believes
-    X-Forwarded-For from its loopback peer, which so stands in for a proxy in front of
-    clients at other addresses (the audit log shows the address it believed)."""
-    with api_server.client() as client:
-        return client.post("/api/auth/login", json={"username": username, "password": password},
-                           headers={"X-Forwarded-For": address})
-
-
-_used_addresses: set[str] = set()
-
-
-def new_address() -> str:
-    """An address of the benchmarking range 198.18.0.0/15 no other test logs in from."""
-    while True:
-        address = f"198.18.{secrets.randbelow(256)}.{1 + secrets.randbelow(254)}"
-        if address not in _used_addresses:
-            _used_addresses.add(address)
-            return address
-
-
-def test_failed_logins_are_rate_limited_per_user_and_address(api_server, make_user, admin):
-    """Five bad passwords lock that user name from that address only: a per-name limit
-    would let anyone lock `admin` out with five tries."""
-    victim, bystander = make_user("viewer"), make_user("viewer")
-    attacker, elsewhere = new_address(), new_address()
-    for _ in range(5):
-        assert login_from(api_server, attacker, victim.username, "not-the-password").status_code == 401
-    blocked = login_from(api_server, attacker, victim.username, victim.password)
-    assert blocked.status_code == 429  # even with the right password
-    assert 0 < int(blocked.headers["retry-after"]) <= 15 * 60 + 1
-    # the same user from another address, and another user from the locked address
-    assert login_from(api_server, elsewhere, victim.username, victim.password).status_code == 200
-    assert login_from(api_server, attacker, bystander.username, bystander.password).status_code == 200
-    entries = admin.get("/api/audit", params={"action": "login", "actor": victim.username}).json()["items"]
-    seen = [(e["client_addr"], e["success"], e["detail"].get("reason")) for e in reversed(entries)]
-    assert seen == [("127.0.0.1", True, None), *[(attacker, False, "bad_credentials")] * 5,
-                    (attacker, False, "rate_limited"), (elsewhere, True, None)]
-
-
-def test_failed_logins_are_rate_limited_per_address(api_server, make_user):
-    """Twenty bad logins from one address, whatever the user names, lock the address."""
-    account = make_user("viewer")
-    address = new_address()
-    for _ in range(20):
-        assert login_from(api_server, address, unique_name("ghost"), "not-the-password").status_code == 401
-    blocked = login_from(api_server, address, account.username, account.password)
-    assert blocked.status_code == 429 and int(blocked.headers["retry-after"]) > 0
-    assert login_from(api_server, new_address(), account.username, account.password).status_code == 200
-
-
 def test_the_admin_password_exapg_credentials_prints_logs_in(api_server):
     result = api_server.stack.cli("credentials", "--json")
     assert result.returncode == 0, result.stderr
@@ -167,6 +115,6 @@ def test_user_changes_own_password(api_server, make_user):
         assert wrong.status_code == 401
         ok = client.post("/api/auth/password",
                          json={"current_password": account.password, "new_password": new})
-        assert ok.status_code == 204
+        assert ok.status_code == 200 and ok.json()["access_token"]
     assert api_server.login(account.username, account.password).status_code == 401
     assert api_server.login(account.username, new).status_code == 200

@@ -60,12 +60,22 @@ def test_cancel_a_long_query_from_the_query_monitor(page, api_server, make_user)
         sleeper.close()
 
 
+def strong_password() -> str:
+    """Random, and of every class the password rule counts."""
+    return f"{secrets.token_urlsafe(14)}-Aa1"
+
+
 def test_admin_creates_a_user_who_then_logs_in(page, api_server, admin):
-    name, password = f"ui{secrets.token_hex(3)}", secrets.token_urlsafe(14)
+    name, password = f"ui{secrets.token_hex(3)}", strong_password()
     try:
         log_in(page, api_server.url, "admin", api_server.admin_password)
         page.click("text=Users")
+        assert "three of" in page.text_content("[data-testid=password-rule]")
         page.fill("input[name=new-username]", name)
+        # a weak password: the form shows the API's reason
+        page.fill("input[name=new-password]", "aaaaaaaaaaaa")
+        page.click("text=Create user")
+        page.wait_for_selector("[data-testid=create-user] >> text=password: weak")
         page.fill("input[name=new-password]", password)
         page.select_option("select[name=new-role]", "operator")
         page.click("text=Create user")
@@ -77,7 +87,7 @@ def test_admin_creates_a_user_who_then_logs_in(page, api_server, admin):
         assert page.locator("nav >> text=Users").count() == 0
         shot(page, "logged-in-as-new-user")
         # the new user picks their own password
-        new_password = secrets.token_urlsafe(14)
+        new_password = strong_password()
         page.click("[data-testid=whoami]")
         page.fill("input[name=current-password]", password)
         page.fill("input[name=new-password]", new_password)

@@ -1,6 +1,7 @@
 import { useState, type FormEvent } from "react";
-import { api } from "../api";
+import { api, session } from "../api";
 import { ErrorLine, Section } from "../components/Ui";
+import { MIN_PASSWORD, PASSWORD_RULE } from "../passwordRule";
 import type { Me } from "../types";
 
 export function Account({ me }: { me: Me }) {
@@ -19,11 +20,12 @@ export function Account({ me }: { me: Me }) {
       return;
     }
     try {
-      await api.changePassword(current, next);
+      // a new password ends every session of the user: this one continues on the new token
+      session.set((await api.changePassword(current, next)).access_token);
       setCurrent("");
       setNext("");
       setRepeat("");
-      setNotice("password changed");
+      setNotice("password changed: every other session of yours has ended");
     } catch (err) {
       setError((err as Error).message);
     }
@@ -40,15 +42,16 @@ export function Account({ me }: { me: Me }) {
                    value={current} onChange={(e) => setCurrent(e.target.value)} />
           </label>
           <label>
-            New password (12+ characters)
-            <input type="password" name="new-password" autoComplete="new-password" minLength={12} required
-                   value={next} onChange={(e) => setNext(e.target.value)} />
+            New password
+            <input type="password" name="new-password" autoComplete="new-password" minLength={MIN_PASSWORD} required
+                   aria-describedby="password-rule" value={next} onChange={(e) => setNext(e.target.value)} />
           </label>
           <label>
             New password again
-            <input type="password" name="repeat-password" autoComplete="new-password" minLength={12} required
+            <input type="password" name="repeat-password" autoComplete="new-password" minLength={MIN_PASSWORD} required
                    value={repeat} onChange={(e) => setRepeat(e.target.value)} />
           </label>
+          <p className="muted hint" id="password-rule" data-testid="password-rule">{PASSWORD_RULE}</p>
           <ErrorLine message={error} />
           {notice && <p className="notice" role="status">{notice}</p>}
           <button type="submit">Change password</button>

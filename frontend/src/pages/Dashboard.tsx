@@ -19,18 +19,25 @@ export function Dashboard() {
   return (
     <div className="page">
       <ErrorLine message={overview.error} />
+      {o?.coordinator_error && (
+        <p className="error outage" role="alert" data-testid="outage">
+          The coordinator does not answer ({o.coordinator_error}). Showing the nodes as last seen;
+          changes are not possible until it is back.
+        </p>
+      )}
       {o && (
         <div className="stats" data-testid="overview">
           <Stat testId="stat-size" label={`Database ${o.database.name}`} value={bytes(o.database.size_bytes)} />
-          <Stat testId="stat-connections" label="Connections" value={`${o.connections.total} / ${o.connections.max}`}
-                hint={Object.entries(o.connections.by_state).map(([k, v]) => `${k} ${v}`).join(" · ")} />
+          <Stat testId="stat-connections" label="Connections"
+                value={o.connections ? `${o.connections.total} / ${o.connections.max}` : "–"}
+                hint={Object.entries(o.connections?.by_state ?? {}).map(([k, v]) => `${k} ${v}`).join(" · ")} />
           <Stat testId="stat-tps" label="Transactions / s" value={number(o.tps)} />
           <Stat testId="stat-cache" label="Cache hit ratio" value={percent(o.cache_hit_ratio)} />
           <Stat testId="stat-uptime" label="Uptime" value={duration(o.uptime_seconds)} />
           <Stat testId="stat-nodes" label="Nodes up" value={`${o.nodes.up} / ${o.nodes.total}`}
                 hint={o.nodes.down > 0 ? <Badge ok={false}>{o.nodes.down} down</Badge> : <Badge ok>all up</Badge>} />
           <Stat testId="stat-lag" label="Replication lag"
-                value={o.replication.length ? duration(lag) : "no standby"}
+                value={o.coordinator_error ? "–" : o.replication.length ? duration(lag) : "no standby"}
                 hint={o.replication.map((r) => `${r.name}: ${bytes(r.lag_bytes)}`).join(" · ")} />
         </div>
       )}

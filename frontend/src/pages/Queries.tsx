@@ -39,6 +39,11 @@ export function Queries({ role }: { role: Role }) {
       >
         <ErrorLine message={list.error ?? actionError} />
         {notice && <p className="notice" role="status">{notice}</p>}
+        <p className="muted hint" data-testid="literals-note">
+          {role === "admin"
+            ? "Literals that may hold a secret (passwords, keys, connection strings) show as '***'."
+            : "String literals show as '***': only admins see values, and never secrets."}
+        </p>
         {list.data?.errors.map((e) => <p key={e.node} className="error">{e.node}: {e.error}</p>)}
         <div className="table-wrap">
           <table data-testid="queries">

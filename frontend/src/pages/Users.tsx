@@ -1,5 +1,6 @@
 import { useState, type FormEvent } from "react";
 import { api } from "../api";
+import { MIN_PASSWORD, PASSWORD_RULE } from "../passwordRule";
 import { Badge, ErrorLine, Section } from "../components/Ui";
 import { time } from "../format";
 import { usePoll } from "../hooks";
@@ -30,12 +31,14 @@ function CreateUser({ onCreated }: { onCreated: (u: User) => void }) {
       <input name="new-username" placeholder="user name" value={username} required
              pattern="[a-z][a-z0-9_.\-]{2,62}" title="3–63 characters: a–z, 0–9, _ . -"
              onChange={(e) => setUsername(e.target.value)} />
-      <input name="new-password" type="password" placeholder="password (12+ characters)" minLength={12}
+      <input name="new-password" type="password" placeholder="password" minLength={MIN_PASSWORD}
+             aria-describedby="new-password-rule" title={PASSWORD_RULE}
              autoComplete="new-password" value={password} required onChange={(e) => setPassword(e.target.value)} />
       <select name="new-role" value={role} onChange={(e) => setRole(e.target.value as Role)}>
         {ROLES.map((r) => <option key={r}>{r}</option>)}
       </select>
       <button type="submit">Create user</button>
+      <p className="muted hint" id="new-password-rule" data-testid="password-rule">Password: {PASSWORD_RULE}</p>
       <ErrorLine message={error} />
     </form>
   );
@@ -58,7 +61,7 @@ export function Users({ me }: { me: string }) {
   }
 
   function resetPassword(u: User) {
-    const password = window.prompt(`New password for ${u.username} (12+ characters)`);
+    const password = window.prompt(`New password for ${u.username}.\n${PASSWORD_RULE}`);
     if (password) act(`password of ${u.username} reset`, () => api.resetPassword(u.username, password));
   }
 

@@ -11,6 +11,7 @@ from psycopg.rows import dict_row
 
 from exapg.api.db import APP_NAME, Pools
 from exapg.api.errors import NotFoundError
+from exapg.api.redact import redact_sql
 from exapg.errors import ExaPGError
 
 ACTIVITY_SQL = """
@@ -34,8 +35,10 @@ def list_activity(
     *,
     include_idle: bool,
     include_internal: bool,
+    every_literal: bool = True,
 ) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
-    """Sessions of every node, and one error per node that could not be read."""
+    """Sessions of every node, and one error per node that could not be read (query texts
+    redacted: see `_redacted`)."""
     params = {"idle": include_idle, "internal": include_internal, "app": APP_NAME}
 
     def one(node: str) -> list[dict[str, Any]] | str:
@@ -44,7 +47,8 @@ def list_activity(
                 pools.connection(node, timeout=PER_NODE_WAIT) as conn,
                 conn.cursor(row_factory=dict_row) as cur,
             ):
-                return [{"node": node, **row} for row in cur.execute(ACTIVITY_SQL, params)]
+                rows = cur.execute(ACTIVITY_SQL, params)
+                return [_redacted({"node": node, **row}, every_literal) for row in rows]
         except (ExaPGError, psycopg.Error) as exc:
             return str(exc).strip().splitlines()[0] if str(exc).strip() else "unreachable"
 
@@ -55,6 +59,12 @@ def list_activity(
         {"node": n, "error": r} for n, r in zip(nodes, results, strict=True) if isinstance(r, str)
     ]
     return rows, errors
+
+
+def _redacted(row: dict[str, Any], every_literal: bool) -> dict[str, Any]:
+    """Every query text leaves the API through here: no password or key literal in it, and
+    with `every_literal` (roles below admin) no string literal at all."""
+    return {**row, "query": redact_sql(row["query"], every_literal=every_literal)}
 
 
 def signal_backend(pools: Pools, *, node: str, pid: int, action: str) -> bool:
@@ -83,7 +93,9 @@ SELECT queryid::text AS queryid, left(query, 2000) AS query, calls,
 """
 
 
-def top_statements(pools: Pools, *, limit: int) -> tuple[bool, str | None, list[dict[str, Any]]]:
+def top_statements(
+    pools: Pools, *, limit: int, every_literal: bool = True
+) -> tuple[bool, str | None, list[dict[str, Any]]]:
     with pools.connection() as conn:
         if (
             conn.execute(
@@ -94,6 +106,7 @@ def top_statements(pools: Pools, *, limit: int) -> tuple[bool, str | None, list[
             return False, "the pg_stat_statements extension is not installed in this database", []
         try:
             with conn.cursor(row_factory=dict_row) as cur:
-                return True, None, cur.execute(TOP_SQL, (limit,)).fetchall()
+                rows = cur.execute(TOP_SQL, (limit,))
+                return True, None, [_redacted(row, every_literal) for row in rows]
         except psycopg.errors.ObjectNotInPrerequisiteState:
             return False, "pg_stat_statements is not in shared_preload_libraries", []

@@ -27,6 +27,8 @@ from exapg.api.access import StackAccess, stack_access
 from exapg.api.context import AppContext
 from exapg.api.db import Pools
 from exapg.api.errors import ApiError
+from exapg.api.hashing import PasswordChecks
+from exapg.api.login_gate import Gate
 from exapg.api.metrics import Sampler, read_overview, read_pgbouncer_pools
 from exapg.api.routers import audit, auth, bench, cluster, dashboard, health, queries, users
 from exapg.api.shared import SessionCache, SharedReading
@@ -98,6 +100,8 @@ def build_context(settings: Settings, access: StackAccess, env: Mapping[str, str
         prometheus=Prometheus(api_config.prometheus_url),
         overview_cache=SharedReading(api_config.overview_ttl),
         sessions=SessionCache(api_config.session_ttl),
+        password_checks=PasswordChecks(),
+        login_gate=Gate(),
     )
     holder.append(ctx)
     return ctx
@@ -149,6 +153,7 @@ def _start(ctx: AppContext) -> None:
 
 def _stop(ctx: AppContext) -> None:
     ctx.sampler.stop()
+    ctx.password_checks.close()
     ctx.pools.close()
 
 

@@ -50,6 +50,22 @@ SCHEMA_SQL = [
         detail jsonb NOT NULL DEFAULT '{}')""",
     "CREATE INDEX IF NOT EXISTS audit_log_failed_logins ON exapg_mgmt.audit_log (at) "
     "WHERE action = 'login' AND NOT success",
+    # raised by every password change and disable, so that tokens of older versions end
+    "ALTER TABLE exapg_mgmt.users ADD COLUMN IF NOT EXISTS token_version bigint NOT NULL DEFAULT 1",
+    # logins reserved before their password is checked (auth.py, crud/attempts.py)
+    """CREATE TABLE IF NOT EXISTS exapg_mgmt.login_attempts (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        at timestamptz NOT NULL DEFAULT now(),
+        username text NOT NULL,
+        client_addr text,
+        device text,
+        outcome text NOT NULL DEFAULT 'pending' CHECK (outcome IN ('pending', 'ok', 'bad')))""",
+    "CREATE INDEX IF NOT EXISTS login_attempts_user ON exapg_mgmt.login_attempts (username, at)",
+    "CREATE INDEX IF NOT EXISTS login_attempts_address ON exapg_mgmt.login_attempts (client_addr, at) "
+    "WHERE client_addr IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS login_attempts_device ON exapg_mgmt.login_attempts (device, at) "
+    "WHERE device IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS login_attempts_at ON exapg_mgmt.login_attempts (at)",
     """CREATE TABLE IF NOT EXISTS exapg_mgmt.revoked_tokens (
         jti text PRIMARY KEY,
         expires_at timestamptz NOT NULL)""",

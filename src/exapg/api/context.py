@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from exapg.api.access import StackAccess
 from exapg.api.config import ApiConfig
 from exapg.api.db import Pools
+from exapg.api.hashing import PasswordChecks
+from exapg.api.login_gate import Gate
 from exapg.api.metrics import Sampler
 from exapg.api.shared import SessionCache, SharedReading
 from exapg.api.timeseries import Prometheus
@@ -23,3 +25,5 @@ class AppContext:
     prometheus: Prometheus
     overview_cache: SharedReading
     sessions: SessionCache
+    password_checks: PasswordChecks
+    login_gate: Gate

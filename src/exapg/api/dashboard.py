@@ -5,11 +5,16 @@ Readings are shared for EXAPG_OVERVIEW_TTL seconds (see `shared.SharedReading`).
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from exapg.api.context import AppContext
+from exapg.api.errors import UnavailableError
 from exapg.api.metrics import cache_hit_ratio, live_tps, read_live_overview
 from exapg.api.schemas.dashboard import OverviewPublic
+from exapg.cluster.inspect import NodeReport
+
+COORDINATOR_WAIT = 1.0  # seconds, then the overview shows the outage instead of its numbers
 
 
 async def overview_json(ctx: AppContext) -> bytes:
@@ -20,11 +25,13 @@ async def overview_json(ctx: AppContext) -> bytes:
 
 
 async def overview(ctx: AppContext) -> dict[str, Any]:
-    async with ctx.pools.aconnection() as conn:
-        row = await read_live_overview(conn)
+    try:
+        async with ctx.pools.aconnection(timeout=COORDINATOR_WAIT) as conn:
+            row = await read_live_overview(conn)
+    except UnavailableError as exc:
+        return without_coordinator(ctx, str(exc))
     nodes = ctx.sampler.nodes()
     latest = ctx.sampler.latest()
-    up = sum(1 for n in nodes if n.healthy)
     return {
         "database": {
             "name": row["database"],
@@ -39,17 +46,43 @@ async def overview(ctx: AppContext) -> dict[str, Any]:
         "tps": live_tps(row, latest),
         "cache_hit_ratio": cache_hit_ratio(row["blks_hit"], row["blks_read"]),
         "uptime_seconds": row["uptime_seconds"],
-        "nodes": {
-            "up": up,
-            "down": len(nodes) - up,
-            "total": len(nodes),
-            "items": [
-                {"name": n.name, "role": n.role, "healthy": n.healthy, "state": n.state}
-                for n in nodes
-            ],
-            "checked_at": min((n.checked_at for n in nodes), default=None),
-        },
+        "nodes": _nodes(nodes, None),
         "replication": row["replication"] or [],
         "pgbouncer_pools": ctx.sampler.pools(),
         "sampled_at": row["at"],
+        "coordinator_error": None,
+    }
+
+
+def without_coordinator(ctx: AppContext, error: str) -> dict[str, Any]:
+    """The coordinator does not answer: the nodes as the sampler last saw them (the
+    coordinator down, whatever it saw), and the error, instead of a 503."""
+    coordinator = ctx.access.topology().coordinator.name
+    return {
+        "database": {"name": ctx.settings.postgres_db, "size_bytes": None, "size_sampled_at": None},
+        "connections": None,
+        "tps": None,
+        "cache_hit_ratio": None,
+        "uptime_seconds": None,
+        "nodes": _nodes(ctx.sampler.nodes(), coordinator),
+        "replication": [],
+        "pgbouncer_pools": ctx.sampler.pools(),
+        "sampled_at": time.time(),
+        "coordinator_error": error,
+    }
+
+
+def _nodes(nodes: list[NodeReport], down: str | None) -> dict[str, Any]:
+    items = [
+        {"name": n.name, "role": n.role, "healthy": n.healthy and n.name != down,
+         "state": "down" if n.name == down else n.state}
+        for n in nodes
+    ]
+    up = sum(1 for n in items if n["healthy"])
+    return {
+        "up": up,
+        "down": len(items) - up,
+        "total": len(items),
+        "items": items,
+        "checked_at": min((n.checked_at for n in nodes), default=None),
     }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 
@@ -22,6 +23,16 @@ from exapg.api.errors import UnavailableError
 APP_NAME = "exapg-mgmt"
 STATEMENT_TIMEOUT_MS = 10_000
 POOL_WAIT = 5.0
+CONNECT_TIMEOUT = 2  # seconds (libpq's minimum): a host that drops packets is down soon
+# After a node failed to give a connection, requests fail at once instead of each waiting
+# POOL_WAIT for it (an outage shows in the UI at once, not after 5 s); every DOWN_HOLD
+# seconds one request tries again, waiting at most PROBE_WAIT.
+DOWN_HOLD = 3.0
+PROBE_WAIT = 1.0
+# A pool retries a failed connection with a doubling delay until this many seconds have
+# passed (psycopg_pool's default: 300), then leaves it to the next request: with the
+# default, a node back after a minute's outage was not used again for another half minute.
+RECONNECT_TIMEOUT = 2.0
 log = logging.getLogger(__name__)
 
 
@@ -32,6 +43,7 @@ class Pools:
         self._pools: dict[str, ConnectionPool] = {}
         self._lock = threading.Lock()
         self._async: AsyncConnectionPool | None = None
+        self._down: dict[str, tuple[float, str]] = {}  # node -> (when it failed, why)
 
     def pool(self, node: str) -> ConnectionPool:
         with self._lock:
@@ -43,6 +55,7 @@ class Pools:
         return self.access.dsn(node).kwargs(
             application_name=APP_NAME,
             autocommit=True,
+            connect_timeout=CONNECT_TIMEOUT,
             options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
         )
 
@@ -53,6 +66,8 @@ class Pools:
             max_size=self.max_size,
             timeout=POOL_WAIT,
             max_idle=300,
+            check=ConnectionPool.check_connection,  # no dead connection after a restart
+            reconnect_timeout=RECONNECT_TIMEOUT,
             open=True,
             name=f"exapg-mgmt-{node}",
         )
@@ -65,10 +80,32 @@ class Pools:
             max_size=self.max_size,
             timeout=POOL_WAIT,
             max_idle=300,
+            check=AsyncConnectionPool.check_connection,
+            reconnect_timeout=RECONNECT_TIMEOUT,
             open=False,
             name="exapg-mgmt-async",
         )
         await self._async.open(wait=False)
+
+    def down(self, node: str) -> str | None:
+        """Why `node` is taken for down (its last try failed), or None."""
+        failed = self._down.get(node)
+        return failed[1] if failed else None
+
+    def _admit(self, node: str, timeout: float) -> float:
+        """How long this request may wait for `node`: UnavailableError at once while it is
+        down, except for one probe per DOWN_HOLD (which others do not wait behind)."""
+        failed = self._down.get(node)
+        if failed is None:
+            return timeout
+        if time.monotonic() - failed[0] < DOWN_HOLD:
+            raise UnavailableError(failed[1])
+        self._down[node] = (time.monotonic(), failed[1])  # this request is the probe
+        return min(timeout, PROBE_WAIT)
+
+    def _failed(self, node: str, reason: str) -> UnavailableError:
+        self._down[node] = (time.monotonic(), reason)
+        return UnavailableError(reason)
 
     @asynccontextmanager
     async def aconnection(
@@ -76,15 +113,17 @@ class Pools:
     ) -> AsyncIterator[psycopg.AsyncConnection]:
         if self._async is None:
             raise UnavailableError("the coordinator pool is not open yet")
+        timeout = self._admit("coordinator", timeout)
         try:
             async with self._async.connection(timeout=timeout) as conn:
+                self._down.pop("coordinator", None)  # a checked connection: the node is up
                 yield conn
+        except psycopg.errors.QueryCanceled:
+            raise  # a statement timeout: the node answers (504, not down)
         except PoolTimeout:
-            raise UnavailableError(
-                f"node coordinator is not reachable (no connection within {timeout:.0f}s)"
-            ) from None
+            raise self._failed("coordinator", _unreachable("coordinator", timeout)) from None
         except psycopg.OperationalError as exc:
-            raise UnavailableError(f"node coordinator: {_first_line(exc)}") from None
+            raise self._failed("coordinator", f"node coordinator: {_first_line(exc)}") from None
 
     async def close_async(self) -> None:
         if self._async is not None:
@@ -96,21 +135,27 @@ class Pools:
         self, node: str = "coordinator", timeout: float = POOL_WAIT
     ) -> Iterator[psycopg.Connection]:
         """A pooled connection; a node that cannot be reached becomes UnavailableError."""
+        timeout = self._admit(node, timeout)
         try:
             with self.pool(node).connection(timeout=timeout) as conn:
+                self._down.pop(node, None)  # a checked connection: the node is up
                 yield conn
+        except psycopg.errors.QueryCanceled:
+            raise  # a statement timeout: the node answers (504, not down)
         except PoolTimeout:
-            raise UnavailableError(
-                f"node {node} is not reachable (no connection within {timeout:.0f}s)"
-            ) from None
+            raise self._failed(node, _unreachable(node, timeout)) from None
         except psycopg.OperationalError as exc:
-            raise UnavailableError(f"node {node}: {_first_line(exc)}") from None
+            raise self._failed(node, f"node {node}: {_first_line(exc)}") from None
 
     def close(self) -> None:
         with self._lock:
             pools, self._pools = list(self._pools.values()), {}
         for pool in pools:
             pool.close(timeout=2)
+
+
+def _unreachable(node: str, timeout: float) -> str:
+    return f"node {node} is not reachable (no connection within {timeout:g}s)"
 
 
 def _first_line(exc: Exception) -> str:

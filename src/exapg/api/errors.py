@@ -39,5 +39,11 @@ class RateLimitedError(ApiError):
         super().__init__(message, headers={"Retry-After": str(max(1, retry_after))})
 
 
+class InvalidInputError(ApiError):
+    """Valid JSON whose value breaks a rule the schema cannot state (a weak password)."""
+
+    status_code = 422
+
+
 class UnavailableError(ApiError):
     status_code = 503

@@ -11,6 +11,8 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
+from exapg.api.crud.users import UserState
+
 
 class SharedReading:
     """The last reading, reused for `ttl` seconds; one refresh at a time."""
@@ -40,8 +42,12 @@ class SharedReading:
             return value
 
 
+Check = tuple[UserState | None, bool]  # the user's state (None: deleted), token logged out
+
+
 class SessionCache:
-    """Token checks remembered for `ttl` seconds, so most requests skip a round trip.
+    """Token checks remembered for `ttl` seconds, so most requests skip a round trip, and
+    the last state seen of each user, which answers while the coordinator is down.
 
     This process forgets an entry at once when it logs a token out or changes its user;
     another API process sees such a change within `ttl`.
@@ -49,57 +55,69 @@ class SessionCache:
 
     def __init__(self, ttl: float) -> None:
         self.ttl = ttl
-        self._entries: dict[str, tuple[float, str, tuple[str, bool] | None]] = {}
-        self._pending: dict[str, asyncio.Future[tuple[str, bool] | None]] = {}
+        self._entries: dict[str, tuple[float, str, int, Check]] = {}
+        self._pending: dict[str, asyncio.Future[Check]] = {}
+        self._last: dict[int, UserState | None] = {}  # by user id, kept for the token's life
+        self._revoked: set[str] = set()  # logged out through this process
 
-    async def check(
-        self,
-        jti: str,
-        username: str,
-        load: Callable[[], Awaitable[tuple[str, bool] | None]],
-    ) -> tuple[str, bool] | None:
+    async def check(self, jti: str, username: str, uid: int, load: Callable[[], Awaitable[Check]]) -> Check:
         """The token's state, loaded once for all concurrent requests carrying it.
 
         Waiters share one future rather than queueing on a lock: a lock hands over to one
         waiter per event-loop turn, which stalled 32 concurrent requests for 300 ms.
+        Raises UnavailableError when the coordinator does not answer (see `last_known`).
         """
         known, state = self.get(jti)
         if known:
             return state
         if self.ttl <= 0:
-            return await load()
+            return self._remember(jti, username, uid, await load())
         pending = self._pending.get(jti)
         if pending is None:
-            pending = asyncio.ensure_future(self._load(jti, username, load))
+            pending = asyncio.ensure_future(self._load(jti, username, uid, load))
             self._pending[jti] = pending
             pending.add_done_callback(lambda _: self._pending.pop(jti, None))
         return await asyncio.shield(pending)
 
-    async def _load(
-        self,
-        jti: str,
-        username: str,
-        load: Callable[[], Awaitable[tuple[str, bool] | None]],
-    ) -> tuple[str, bool] | None:
-        state = await load()
-        self.put(jti, username, state)
+    async def _load(self, jti: str, username: str, uid: int, load: Callable[[], Awaitable[Check]]) -> Check:
+        return self._remember(jti, username, uid, await load())
+
+    def _remember(self, jti: str, username: str, uid: int, state: Check) -> Check:
+        self.put(jti, username, uid, state)
         return state
 
-    def get(self, jti: str) -> tuple[bool, tuple[str, bool] | None]:
-        """(known, state): state is what the database said, None for a deleted user."""
+    def get(self, jti: str) -> tuple[bool, Check]:
+        """(known, state): state is what the database said within `ttl`."""
         entry = self._entries.get(jti)
         if entry is None or time.monotonic() - entry[0] >= self.ttl:
-            return False, None
-        return True, entry[2]
+            return False, (None, False)
+        return True, entry[3]
 
-    def put(self, jti: str, username: str, state: tuple[str, bool] | None) -> None:
+    def put(self, jti: str, username: str, uid: int, state: Check) -> None:
         if len(self._entries) > 10_000:
             self._entries.clear()
-        self._entries[jti] = (time.monotonic(), username, state)
+        if len(self._last) > 10_000:
+            self._last.clear()
+        self._entries[jti] = (time.monotonic(), username, uid, state)
+        self._last[uid] = state[0]
+        if state[1]:
+            self._revoked.add(jti)
+
+    def last_known(self, jti: str, uid: int, claimed: UserState) -> Check:
+        """The state to trust while the coordinator is down: the last one seen of this user,
+        or, for a user this process has not seen (restarted meanwhile), the token's signed
+        claims. Only reads are allowed on it (see deps.current_user)."""
+        return self._last.get(uid, claimed), jti in self._revoked
 
     def forget_token(self, jti: str) -> None:
         self._entries.pop(jti, None)
+        if len(self._revoked) > 10_000:
+            self._revoked.clear()
+        self._revoked.add(jti)
 
     def forget_user(self, username: str) -> None:
-        for jti in [j for j, e in self._entries.items() if e[1] == username]:
+        """The user was changed here: drop its checks, and trust none of its tokens while
+        the coordinator is down until its new state has been read."""
+        for jti, entry in [(j, e) for j, e in self._entries.items() if e[1] == username]:
             self._entries.pop(jti, None)
+            self._last[entry[2]] = None

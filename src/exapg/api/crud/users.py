@@ -39,12 +39,30 @@ def get_user(conn: psycopg.Connection, *, username: str) -> User:
     return row
 
 
-def password_hash(conn: psycopg.Connection, *, username: str) -> tuple[str, str, bool] | None:
-    """(hash, role, enabled) of a user, or None."""
-    row = conn.execute(
-        "SELECT password_hash, role, enabled FROM exapg_mgmt.users WHERE username = %s", (username,)
-    ).fetchone()
-    return (row[0], row[1], row[2]) if row else None
+@dataclass(frozen=True)
+class Credentials:
+    password_hash: str
+    role: str
+    enabled: bool
+    id: int
+    token_version: int  # raised by every password change and disable: ends older sessions
+
+
+CREDENTIALS_SQL = (
+    "SELECT password_hash, role, enabled, id, token_version FROM exapg_mgmt.users "
+    "WHERE username = %s"
+)
+
+
+def credentials(conn: psycopg.Connection, *, username: str) -> Credentials | None:
+    with conn.cursor(row_factory=class_row(Credentials)) as cur:
+        return cur.execute(CREDENTIALS_SQL, (username,)).fetchone()
+
+
+async def acredentials(conn: psycopg.AsyncConnection, *, username: str) -> Credentials | None:
+    async with conn.cursor(row_factory=class_row(Credentials)) as cur:
+        await cur.execute(CREDENTIALS_SQL, (username,))
+        return await cur.fetchone()
 
 
 def create_user(conn: psycopg.Connection, *, username: str, role: UserRole, hashed: str) -> User:
@@ -75,23 +93,29 @@ def update_user(
         if demoted:
             _keep_an_admin(conn, username)
         with conn.cursor(row_factory=class_row(User)) as cur:
+            # a disable ends the user's sessions for good: enabling again does not revive them
             row = cur.execute(
-                "UPDATE exapg_mgmt.users SET role = coalesce(%s, role), "
-                "enabled = coalesce(%s, enabled), updated_at = now() "
-                f"WHERE username = %s RETURNING {COLUMNS}",
-                (str(role) if role else None, enabled, username),
+                "UPDATE exapg_mgmt.users SET role = coalesce(%(role)s, role), "
+                "enabled = coalesce(%(enabled)s, enabled), updated_at = now(), "
+                "token_version = token_version "
+                "  + CASE WHEN %(enabled)s::boolean IS FALSE AND enabled THEN 1 ELSE 0 END "
+                f"WHERE username = %(username)s RETURNING {COLUMNS}",
+                {"role": str(role) if role else None, "enabled": enabled, "username": username},
             ).fetchone()
     assert row is not None
     return row
 
 
-def set_password(conn: psycopg.Connection, *, username: str, hashed: str) -> None:
-    cur = conn.execute(
-        "UPDATE exapg_mgmt.users SET password_hash = %s, updated_at = now() WHERE username = %s",
+def set_password(conn: psycopg.Connection, *, username: str, hashed: str) -> int:
+    """A new password, which ends every session of the user; the new token version."""
+    row = conn.execute(
+        "UPDATE exapg_mgmt.users SET password_hash = %s, updated_at = now(), "
+        "token_version = token_version + 1 WHERE username = %s RETURNING token_version",
         (hashed, username),
-    )
-    if cur.rowcount == 0:
+    ).fetchone()
+    if row is None:
         raise NotFoundError(f"no user named {username!r}")
+    return int(row[0])
 
 
 def delete_user(conn: psycopg.Connection, *, username: str) -> None:
@@ -109,23 +133,32 @@ def record_login(conn: psycopg.Connection, *, username: str) -> None:
     )
 
 
+@dataclass(frozen=True)
+class UserState:
+    """What a session check needs of its user (by id: a name may be given again)."""
+
+    role: str
+    enabled: bool
+    token_version: int
+
+
 SESSION_SQL = (
-    "SELECT u.role, u.enabled AND NOT EXISTS "
-    "(SELECT 1 FROM exapg_mgmt.revoked_tokens r WHERE r.jti = %s) "
-    "FROM exapg_mgmt.users u WHERE u.username = %s"
+    "SELECT u.role, u.enabled, u.token_version, "
+    "EXISTS (SELECT 1 FROM exapg_mgmt.revoked_tokens r WHERE r.jti = %s) "
+    "FROM exapg_mgmt.users u WHERE u.id = %s"
 )
 
 
 async def session_state(
-    conn: psycopg.AsyncConnection, *, username: str, jti: str
-) -> tuple[str, bool] | None:
-    """(role, usable) for a token's user in one round trip; None when the user is gone.
-
-    usable is False when the user is disabled or the token was logged out.
-    """
-    cur = await conn.execute(SESSION_SQL, (jti, username))
+    conn: psycopg.AsyncConnection, *, uid: int, jti: str
+) -> tuple[UserState | None, bool]:
+    """(the user's state or None when it is gone, whether the token was logged out), in
+    one round trip."""
+    cur = await conn.execute(SESSION_SQL, (jti, uid))
     row = await cur.fetchone()
-    return (row[0], bool(row[1])) if row else None
+    if row is None:
+        return None, False
+    return UserState(row[0], row[1], int(row[2])), bool(row[3])
 
 
 def count_users(conn: psycopg.Connection) -> int:

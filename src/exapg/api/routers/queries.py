@@ -9,6 +9,7 @@ from exapg.api.crud import audit
 from exapg.api.deps import Admin, ClientAddr, Ctx, Operator, Principal, Viewer
 from exapg.api.schemas.common import NodeName, Pid
 from exapg.api.schemas.queries import QueryList, SignalResult, TopStatements
+from exapg.api.security import UserRole
 from exapg.api.topology import node_names, require_node
 
 router = APIRouter(prefix="/api/queries", tags=["queries"])
@@ -16,22 +17,33 @@ NodePath = Annotated[NodeName, Path()]
 PidPath = Annotated[Pid, Path()]
 
 
+def _every_literal(user: Principal) -> bool:
+    """Roles below admin see no string literal in query text; admins none that holds a secret."""
+    return not user.role.allows(UserRole.ADMIN)
+
+
 @router.get("")
 def list_queries(
-    _: Viewer,
+    user: Viewer,
     ctx: Ctx,
     include_idle: Annotated[bool, Query()] = False,
     include_internal: Annotated[bool, Query(description="show the UI's own sessions")] = False,
 ) -> QueryList:
     rows, errors = activity.list_activity(
-        ctx.pools, node_names(ctx), include_idle=include_idle, include_internal=include_internal
+        ctx.pools,
+        node_names(ctx),
+        include_idle=include_idle,
+        include_internal=include_internal,
+        every_literal=_every_literal(user),
     )
     return QueryList.model_validate({"queries": rows, "errors": errors})
 
 
 @router.get("/top")
-def top(_: Viewer, ctx: Ctx, limit: Annotated[int, Query(ge=1, le=100)] = 20) -> TopStatements:
-    available, reason, rows = activity.top_statements(ctx.pools, limit=limit)
+def top(user: Viewer, ctx: Ctx, limit: Annotated[int, Query(ge=1, le=100)] = 20) -> TopStatements:
+    available, reason, rows = activity.top_statements(
+        ctx.pools, limit=limit, every_literal=_every_literal(user)
+    )
     return TopStatements.model_validate(
         {"available": available, "reason": reason, "statements": rows}
     )

@@ -8,7 +8,7 @@ from exapg.api.crud import audit, users
 from exapg.api.deps import Admin, ClientAddr, Ctx
 from exapg.api.schemas.common import USERNAME_PATTERN
 from exapg.api.schemas.users import PasswordReset, UserCreate, UserPublic, UserUpdate
-from exapg.api.security import hash_password
+from exapg.api.security import hash_password, require_strong_password
 
 router = APIRouter(prefix="/api/users", tags=["users"])
 UserPath = Annotated[str, Path(pattern=USERNAME_PATTERN, min_length=3, max_length=63)]
@@ -26,6 +26,7 @@ def list_users(_: Admin, ctx: Ctx) -> list[UserPublic]:
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses={409: {}})
 def create_user(body: UserCreate, admin: Admin, ctx: Ctx, addr: ClientAddr) -> UserPublic:
+    require_strong_password(body.password, username=body.username)
     hashed = hash_password(body.password)
     with ctx.pools.connection() as conn:
         user = users.create_user(conn, username=body.username, role=body.role, hashed=hashed)
@@ -70,9 +71,11 @@ def update_user(
 def reset_password(
     username: UserPath, body: PasswordReset, admin: Admin, ctx: Ctx, addr: ClientAddr
 ) -> None:
+    require_strong_password(body.password, username=username)
     hashed = hash_password(body.password)
     with ctx.pools.connection() as conn:
         users.set_password(conn, username=username, hashed=hashed)
+        ctx.sessions.forget_user(username)
         audit.record(
             conn,
             actor=admin.username,

@@ -15,6 +15,12 @@ LoginPassword = Annotated[str, Field(min_length=1, max_length=1024)]
 class LoginRequest(Body):
     username: Username
     password: LoginPassword
+    device_token: str | None = Field(
+        None,
+        max_length=2048,
+        description="the device_token of an earlier login of this user from this browser: "
+        "it lets the login past the throttle that failed logins of others put on the user",
+    )
 
 
 class TokenPublic(BaseModel):
@@ -22,6 +28,9 @@ class TokenPublic(BaseModel):
     token_type: str = "bearer"  # noqa: S105 - the OAuth 2 token type, not a secret
     expires_at: datetime
     user: UserPublic
+    device_token: str | None = Field(
+        None, description="keep it (per user, per browser) and send it with the next login"
+    )
 
 
 class MePublic(BaseModel):

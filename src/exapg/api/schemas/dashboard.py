@@ -40,15 +40,18 @@ class ReplicationPublic(BaseModel):
 
 
 class OverviewPublic(BaseModel):
+    """With the coordinator down: its figures null, the nodes as last seen, and why."""
+
     database: DatabasePublic
-    connections: ConnectionsPublic
+    connections: ConnectionsPublic | None
     tps: float | None
     cache_hit_ratio: float | None
-    uptime_seconds: float
+    uptime_seconds: float | None
     nodes: NodesPublic
     replication: list[ReplicationPublic]
     pgbouncer_pools: list[dict[str, Any]] | None
     sampled_at: float
+    coordinator_error: str | None = None
 
 
 class SeriesPublic(BaseModel):

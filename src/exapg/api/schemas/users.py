@@ -7,10 +7,10 @@ from pydantic import BaseModel, Field, model_validator
 
 from exapg.api.schemas.common import Body, Username
 from exapg.api.security import UserRole
+from exapg.passwords import MIN_PASSWORD, RULE
 
-NewPassword = Annotated[
-    str, Field(min_length=12, max_length=256, description="at least 12 characters")
-]
+# The length is checked here; the whole rule (exapg.passwords) by the routes, which know the user.
+NewPassword = Annotated[str, Field(min_length=MIN_PASSWORD, max_length=256, description=RULE)]
 
 
 class UserCreate(Body):
