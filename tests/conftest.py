@@ -43,6 +43,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def distinct_free_ports(count: int) -> list[int]:
+    """`count` free ports, all different (the kernel may hand a just-released port out again)."""
+    found: list[int] = []
+    while len(found) < count:
+        port = free_port()
+        if port not in found:
+            found.append(port)
+    return found
+
+
 def stack_environment(state_dir: Path, **overrides: str) -> dict[str, str]:
     """Settings for an isolated stack: its own project name, state dir and free ports."""
     env = {
@@ -52,7 +62,7 @@ def stack_environment(state_dir: Path, **overrides: str) -> dict[str, str]:
         "EXAPG_ENV_FILE": "/nonexistent/.env",
         "EXAPG_START_TIMEOUT": "60",
     }
-    env.update({name: str(free_port()) for name in PORT_VARIABLES})
+    env.update({name: str(port) for name, port in zip(PORT_VARIABLES, distinct_free_ports(len(PORT_VARIABLES)))})
     env.update(overrides)
     return env
 

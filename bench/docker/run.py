@@ -29,9 +29,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.conftest import new_state_dir, run_cli, stack_environment  # noqa: E402
+from tests.conftest import distinct_free_ports, new_state_dir, run_cli, stack_environment  # noqa: E402
 from tests.docker.engine import docker, free_prefix, project_env  # noqa: E402
-from tests.docker.scratch import free_port  # noqa: E402
 
 IMAGES = ["exapg/postgres", "exapg/pgbouncer", "exapg/replication-exporter", "exapg/mgmt-backend",
           "exapg/mgmt-frontend"]
@@ -88,8 +87,9 @@ def until_healthy(env: dict[str, str], limit: float = 300) -> None:
 
 def docker_run() -> tuple[float, float]:
     with tempfile.TemporaryDirectory(prefix="exapg-bench-") as tmp:
-        ports = {name: free_port() for name in ("COORDINATOR_PORT", "STANDBY_PORT", "PGBOUNCER_PORT",
-                                                "EXPORTER_PORT", "WORKER1_PORT", "WORKER2_PORT")}
+        names = ("COORDINATOR_PORT", "STANDBY_PORT", "PGBOUNCER_PORT", "EXPORTER_PORT", "WORKER1_PORT",
+                 "WORKER2_PORT")
+        ports = dict(zip(names, distinct_free_ports(len(names)), strict=True))
         env = project_env(free_prefix(), ports, COMPOSE_PROJECT_NAME=f"exapgbench{os.getpid()}",
                           EXAPG_DATA_DIR=f"{tmp}/data", EXAPG_CONFIG_DIR=f"{tmp}/config",
                           EXAPG_LOG_DIR=f"{tmp}/logs")

@@ -24,7 +24,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.docker.scratch import free_port
+from tests.conftest import distinct_free_ports
 
 DOCKER_DIR = Path(__file__).resolve().parents[2] / "docker"
 DOCKER_DOCS = DOCKER_DIR.parent / "docs" / "docker.md"
@@ -164,7 +164,7 @@ def project(files: list[str], **extra: str) -> Iterator[Project]:
     """A fresh project; `down --volumes` at the end whatever happened."""
     engine_or_skip()
     name = f"exapgt{secrets.token_hex(3)}"
-    ports = {name: free_port() for name in PORT_VARIABLES}
+    ports = dict(zip(PORT_VARIABLES, distinct_free_ports(len(PORT_VARIABLES)), strict=True))
     if "EXAPG_DATA_DIR" in extra:  # production directories: the backups beside them, never /opt/exapg
         extra.setdefault("EXAPG_BACKUP_DIR", str(Path(extra["EXAPG_DATA_DIR"]).parent / "backup"))
     prefix = free_prefix()
