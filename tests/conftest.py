@@ -62,7 +62,8 @@ def stack_environment(state_dir: Path, **overrides: str) -> dict[str, str]:
         "EXAPG_ENV_FILE": "/nonexistent/.env",
         "EXAPG_START_TIMEOUT": "60",
     }
-    env.update({name: str(port) for name, port in zip(PORT_VARIABLES, distinct_free_ports(len(PORT_VARIABLES)))})
+    ports = distinct_free_ports(len(PORT_VARIABLES))
+    env.update({name: str(port) for name, port in zip(PORT_VARIABLES, ports, strict=True)})
     env.update(overrides)
     return env
 
