@@ -94,7 +94,7 @@ def test_postgres_image_compiles_citus_in_a_builder_stage():
                       "runtime AS development", "runtime AS production"]
     runs = " ".join(arg for op, arg in steps if op == "RUN")
     assert "git clone" not in runs and "repos.citusdata.com" not in runs
-    assert 'build-citus "${CITUS_SOURCE}" "${CITUS_VERSION}" /src/citus /out' in runs
+    assert 'build-citus "${CITUS_SOURCE}" "${CITUS_VERSION}" /src/citus/tree /out' in runs
     copied = [arg for op, arg in steps if op == "COPY"]
     assert "--from=citus-build /out/ /" in copied  # only the installed extension reaches the runtime
     assert "config/postgresql/ /etc/postgresql/" in copied

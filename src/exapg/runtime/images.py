@@ -219,7 +219,7 @@ def stage_citus(source: str | None, say: Say) -> None:
         given = str(DEFAULT_CITUS_SOURCE)
     if given and not (Path(given) / "configure").is_file():
         raise MissingDependencyError(f"{given} is not a Citus source tree (no configure script)")
-    wanted = tree_digest([Path(given)], Path(given)) if given else ""
+    wanted = "tree/" + tree_digest([Path(given)], Path(given)) if given else ""
     stamp = BUILD_DIR / ".citus-inputs"
     if (stamp.read_text() if stamp.is_file() else "") == wanted:
         return
@@ -228,8 +228,9 @@ def stage_citus(source: str | None, say: Say) -> None:
             shutil.rmtree(item) if item.is_dir() and not item.is_symlink() else item.unlink()
     if given:
         say(f"Citus source: {given}")
-        shutil.copytree(given, CITUS_TREE, dirs_exist_ok=True, symlinks=True,
-                        ignore=shutil.ignore_patterns(".git"))
+        # Into a folder of its own: the tree's files (its README among them) never mix
+        # with ExaPG's placeholder.
+        shutil.copytree(given, CITUS_TREE / "tree", symlinks=True, ignore=shutil.ignore_patterns(".git"))
     stamp.write_text(wanted)
 
 
