@@ -367,7 +367,7 @@ def test_cluster_commands_in_ha_mode_say_so(ha_stack, args):
 def test_paused_replay_makes_the_standby_unhealthy(ha_stack):
     """Replay paused with WAL piling up: `health` fails and `status` and the API's inspection
     say why (what the exporter's score and the StandbyReplayPaused alert say too)."""
-    from exapg.cluster.inspect import direct_connector, inspect_cluster
+    from exapg.cluster.probe import direct_connector, inspect_cluster
 
     runtime = ha_stack.runtime
     with connect(ha_stack.standby) as standby:

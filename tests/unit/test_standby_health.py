@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from exapg.cluster import health
-from exapg.cluster.inspect import Downstream, NodeReport, Upstream, judge
+from exapg.cluster.probe import Downstream, NodeReport, Upstream, judge
 from exapg.cluster.topology import Mode, Topology
 from exapg.settings import Settings
 

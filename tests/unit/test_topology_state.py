@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from exapg import secrets as secret_store
+from exapg import credentials as secret_store
 from exapg import state
 from exapg.cluster.topology import Mode, Topology
 from exapg.errors import ConfigurationError, InvalidParameterError

@@ -19,8 +19,8 @@ import psycopg
 
 from exapg.api.crud import audit, users
 from exapg.api.security import UserRole, hash_password
+from exapg.credentials import Secrets
 from exapg.errors import ConfigurationError
-from exapg.secrets import Secrets
 from exapg.settings import Settings
 
 ADMIN_USERNAME = "admin"

@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from exapg.cluster.inspect import NodeReport
+from exapg.cluster.probe import NodeReport
 
 # {size} is pg_database_size(...) for the sampler and NULL on the request path: it stats
 # every file of the database (about 1 ms of the 1.7 ms this query costs), and a size

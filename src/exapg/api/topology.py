@@ -7,7 +7,7 @@ import psycopg
 from exapg.api.context import AppContext
 from exapg.api.errors import NotFoundError
 from exapg.cluster.citus import CitusState, citus_state
-from exapg.cluster.inspect import NodeReport, inspect_cluster
+from exapg.cluster.probe import NodeReport, inspect_cluster
 from exapg.cluster.topology import Topology
 from exapg.errors import ExaPGError
 from exapg.status import ServiceStatus

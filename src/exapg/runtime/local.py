@@ -30,14 +30,15 @@ import psycopg
 from psycopg import sql
 
 from exapg import config_check
-from exapg import secrets as secret_store
+from exapg import credentials as secret_store
 from exapg import state as state_file
 from exapg.api.service import api_program
 from exapg.cluster import citus
 from exapg.cluster.health import lag_text
-from exapg.cluster.inspect import NodeReport, direct_connector, inspect_cluster
+from exapg.cluster.probe import NodeReport, direct_connector, inspect_cluster
 from exapg.cluster.topology import Mode, Node, Topology
 from exapg.config_check import port_free
+from exapg.credentials import REPLICATION_USER, Secrets
 from exapg.errors import (
     CommandError,
     ConfigurationError,
@@ -58,7 +59,6 @@ from exapg.runtime import logs as logfiles
 from exapg.runtime import pgbouncer, processes
 from exapg.runtime.base import Program
 from exapg.runtime.supervisor import ProcessInfo, Supervisor, reap_orphans
-from exapg.secrets import REPLICATION_USER, Secrets
 from exapg.settings import Settings
 from exapg.state import StackState
 from exapg.status import ServiceState, ServiceStatus

@@ -8,7 +8,7 @@ generated with `secrets.token_urlsafe` the first time a stack is set up and reus
 from __future__ import annotations
 
 import json
-import secrets as random
+import secrets
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -29,10 +29,10 @@ class Secrets:
 
 def _generate() -> dict[str, str]:
     return {
-        "postgres_password": random.token_urlsafe(24),
-        "replication_password": random.token_urlsafe(24),
-        "api_secret_key": random.token_urlsafe(48),
-        "admin_password": random.token_urlsafe(16),
+        "postgres_password": secrets.token_urlsafe(24),
+        "replication_password": secrets.token_urlsafe(24),
+        "api_secret_key": secrets.token_urlsafe(48),
+        "admin_password": secrets.token_urlsafe(16),
     }
 
 
