@@ -28,7 +28,7 @@ help:
 	@echo "make up     set up this machine and start ExaPG (MODE=$(MODE))"
 	@echo "make test   set up this machine and run the test suite"
 	@echo "make images start a Docker engine if need be and build ExaPG's images"
-	@echo "make lint   ruff"
+	@echo "make lint   ruff and mypy"
 	@echo "make bench  benchmarks (results under bench/)"
 	@echo "make docs   write docs/cli.md and docs/configuration.md from the code"
 	@echo "make down   stop the stack (data kept)"
@@ -96,7 +96,8 @@ $(STAMPS)/frontend: $(FRONTEND_SOURCES)
 	@touch $@
 
 lint: venv
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench tools
+	$(BIN)/mypy src
 
 bench: setup
 	@for script in bench/*/run.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from exapg.cluster.topology import Mode
 from exapg.postgres.conn import Dsn
 from exapg.postgres.ctl import PostgresServer
 from exapg.runtime.local import LocalRuntime
@@ -85,26 +86,26 @@ class Stack:
 
     @property
     def password(self) -> str:
-        return self.runtime.secrets.postgres_password
+        return self.runtime.stack.secrets.postgres_password
 
     @property
     def password_file(self) -> Path:
-        return self.runtime.password_file
+        return self.runtime.stack.password_file
 
     @property
     def coordinator(self) -> Dsn:
-        return self.runtime.dsn("coordinator")
+        return self.runtime.stack.dsn("coordinator")
 
     @property
     def standby(self) -> Dsn:
-        return self.runtime.dsn("standby")
+        return self.runtime.stack.dsn("standby")
 
     @property
     def pgbouncer(self) -> Dsn:
-        return self.runtime.dsn(pooled=True)
+        return self.runtime.stack.dsn(pooled=True)
 
     def server(self, node: str) -> PostgresServer:
-        return self.runtime.server(self.runtime.topology.node(node))
+        return self.runtime.stack.server(self.runtime.stack.topology.node(node))
 
     @property
     def coordinator_server(self) -> PostgresServer:
@@ -143,7 +144,7 @@ def build_stack(mode: str = "ha", start: bool = True, **overrides: str) -> Stack
     stack = Stack(env, settings, LocalRuntime(settings), mode)
     if start:
         try:
-            stack.runtime.up(mode=mode)
+            stack.runtime.up(mode=Mode(mode))
         except BaseException:
             stack.destroy()
             raise

@@ -523,13 +523,13 @@ def dockerfile_env(path: Path) -> dict[str, str]:
 
 def local_exporter_environment() -> dict[str, str]:
     """What `exapg up` gives the supervised exporter, for a stack with default settings."""
-    from exapg.exporter.service import exporter_program
+    from exapg.cluster.topology import Mode, Topology
+    from exapg.runtime.programs import replication_exporter
     from exapg.settings import Settings
+    from exapg.stack import Stack
 
-    state = Path("<state dir>")
-    program = exporter_program(settings=Settings(), password_file=state / "run" / "postgres.password",
-                               primary_port=Settings().coordinator_port,
-                               standby_ports=[Settings().standby_port], log_dir=state / "logs")
+    settings = Settings().model_copy(update={"state_dir_override": Path("<state dir>")})
+    program = replication_exporter.program(Stack(settings), Topology.build(settings, Mode.HA))
     return dict(program.environment)
 
 

@@ -152,7 +152,7 @@ def flood_round(api: Api, args: argparse.Namespace, password: str, device: str |
 
 
 def measure(stack, args: argparse.Namespace) -> dict:
-    password = stack.runtime.secrets.admin_password
+    password = stack.runtime.stack.secrets.admin_password
     api = Api(stack)
     device = httpx.post(f"{api.url}/api/auth/login", timeout=30, json={
         "username": "admin", "password": password}).json().get("device_token")

@@ -168,7 +168,7 @@ class Api:
             timeout=30,
             json={
                 "username": "admin",
-                "password": stack.runtime.secrets.admin_password,
+                "password": stack.runtime.stack.secrets.admin_password,
             },
         ).json()["access_token"]
 

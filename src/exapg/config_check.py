@@ -12,6 +12,7 @@ import ipaddress
 import os
 import socket
 from collections import defaultdict
+from collections.abc import Set
 from pathlib import Path
 
 from exapg import passwords
@@ -102,22 +103,14 @@ def listen_address_problem(settings: Settings, *, local: bool = True) -> str | N
     return None
 
 
-def taken_problems(settings: Settings, ports: dict[str, int], ours: set[int] | None = None) -> list[str]:
-    """Ports held by another process; `ours` (default: asked of the local runtime) are the
-    ports this stack's own running services hold, which are fine."""
-    if ours is None:
-        ours = _our_ports(settings)
+def taken_problems(settings: Settings, ports: dict[str, int], ours: Set[int] = frozenset()) -> list[str]:
+    """Ports held by another process; `ours` are the ports this stack's own running
+    services hold, which are fine (the local runtime knows them: runtime/preflight.py)."""
     return [
         f"{name}: port {port} is already in use by another process"
         for name, port in ports.items()
         if port not in ours and not port_free(settings.listen_address, port)
     ]
-
-
-def _our_ports(settings: Settings) -> set[int]:
-    from exapg.runtime.local import LocalRuntime  # the runtime imports this module
-
-    return LocalRuntime(settings).own_ports()
 
 
 def memory_problem(settings: Settings) -> str | None:
@@ -146,7 +139,7 @@ def state_dir_problem(path: Path) -> str | None:
     return None
 
 
-def problems(settings: Settings, *, ours: set[int] | None = None, backend: str | None = None) -> list[str]:
+def problems(settings: Settings, *, ours: Set[int] = frozenset(), backend: str | None = None) -> list[str]:
     """Every problem for `backend` (default: the settings' own)."""
     if (backend or settings.backend) == "docker":
         return duplicate_problems(docker_ports(settings)) + secret_problems(settings, docker=True)
@@ -160,7 +153,7 @@ def problems(settings: Settings, *, ours: set[int] | None = None, backend: str |
     return found
 
 
-def require_valid(settings: Settings, *, ours: set[int] | None = None, backend: str | None = None) -> None:
+def require_valid(settings: Settings, *, ours: Set[int] = frozenset(), backend: str | None = None) -> None:
     """Raise one ConfigurationError listing every problem; nothing has been changed yet."""
     found = problems(settings, ours=ours, backend=backend)
     if found:

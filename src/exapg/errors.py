@@ -59,3 +59,12 @@ class CommandError(ExaPGError):
         super().__init__(message)
         self.output = output
         self.returncode = returncode
+
+
+def first_line(exc: BaseException, *, last: bool = False) -> str:
+    """The line of an exception's message worth showing (libpq puts the reason last);
+    the exception's type when the message is empty."""
+    lines = str(exc).strip().splitlines()
+    if not lines:
+        return type(exc).__name__
+    return lines[-1] if last else lines[0]

@@ -10,7 +10,8 @@ import os
 import pwd
 import shutil
 import subprocess
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,3 +125,27 @@ def run(
 
 def which(name: str) -> str | None:
     return shutil.which(name)
+
+
+def find_program(*candidates: str | Path) -> str | None:
+    """The first of `candidates` that runs: a name looked up on PATH, or an absolute path
+    (Debian installs some daemons in /usr/sbin, outside a normal user's PATH)."""
+    for candidate in candidates:
+        path = Path(candidate)
+        if path.is_absolute():
+            if path.is_file() and os.access(path, os.X_OK):
+                return str(path)
+        elif found := shutil.which(str(candidate)):
+            return found
+    return None
+
+
+def wait_until(check: Callable[[], bool], timeout: float, interval: float = 0.1) -> bool:
+    """Call `check` until it returns True (True) or `timeout` seconds have passed (False);
+    it is always called at least once, and once more at the deadline."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+    return True

@@ -84,7 +84,7 @@ def api_server(ha_stack, tmp_path_factory) -> Iterator[ApiServer]:
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(url, process, log)
-        yield ApiServer(url, ha_stack, ha_stack.runtime.secrets.admin_password, log)
+        yield ApiServer(url, ha_stack, ha_stack.runtime.stack.secrets.admin_password, log)
     finally:
         process.terminate()
         try:
@@ -103,7 +103,7 @@ def own_api(make_stack, tmp_path) -> Iterator[ApiServer]:
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(url, process, log)
-        yield ApiServer(url, stack, stack.runtime.secrets.admin_password, log)
+        yield ApiServer(url, stack, stack.runtime.stack.secrets.admin_password, log)
     finally:
         process.terminate()
         process.wait(timeout=15)

@@ -48,7 +48,7 @@ def test_every_other_endpoint_rejects_requests_without_a_token(api_server):
 
 
 def test_forged_expired_and_garbage_tokens_are_rejected(api_server):
-    secret = api_server.stack.runtime.secrets.api_secret_key
+    secret = api_server.stack.runtime.stack.secrets.api_secret_key
     now = int(time.time())
     claims = {"sub": "admin", "role": "admin", "jti": "x", "iat": now - 100, "iss": "exapg",
               "aud": "exapg-mgmt"}

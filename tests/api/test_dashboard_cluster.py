@@ -21,7 +21,7 @@ def test_overview_numbers_match_the_stack(admin, api_server):
     assert body["connections"]["total"] >= 1 and body["connections"]["max"] > 0
     assert 0 < body["cache_hit_ratio"] <= 1
     assert body["uptime_seconds"] > 0
-    assert_nodes_match_the_topology(body["nodes"], api_server.stack.runtime.topology)
+    assert_nodes_match_the_topology(body["nodes"], api_server.stack.runtime.stack.topology)
     assert [r["name"] for r in body["replication"]] == ["standby"]
     assert body["replication"][0]["state"] == "streaming"
     assert body["pgbouncer_pools"] is not None

@@ -1,4 +1,4 @@
-"""api_program() under a real supervisord, like `exapg up` runs it.
+"""The management backend's program under a real supervisord, like `exapg up` runs it.
 
 As the service user when it can execute this Python; a virtualenv whose interpreter sits
 under a private home (/root/.pyenv) cannot be run by `postgres`, and then supervisord
@@ -13,14 +13,17 @@ import shutil
 import stat
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
 import pytest
 
-from exapg.api.service import NAME, api_program
 from exapg.proc import ServiceUser
+from exapg.runtime.programs import management_api
+from exapg.runtime.programs.management_api import NAME
 from exapg.runtime.supervisor import Supervisor
+from exapg.stack import Stack
 from exapg.status import Role
 from tests.conftest import free_port, new_state_dir
 
@@ -54,11 +57,11 @@ def test_supervised_backend_becomes_healthy_and_serves_the_ui(ha_stack):
     port = free_port()
     settings = ha_stack.settings.model_copy(update={"mgmt_backend_port": port})
     env = settings.to_environment()
-    user = runtime.user if reachable(Path(sys.executable), runtime.user) else current_user()
+    user = runtime.stack.user if reachable(Path(sys.executable), runtime.stack.user) else current_user()
     base = new_state_dir().parent  # under /tmp, reachable by the service user
     dirs = {name: user.make_dir(base / name, 0o700) for name in ("conf", "run", "logs")}
-    program = api_program(settings=settings, state_dir=settings.state_dir, log_dir=dirs["logs"],
-                          env=env)
+    program = replace(management_api.program(Stack(settings)), directory=dirs["logs"])
+    assert program.environment == {**env, "EXAPG_STATE_DIR": str(settings.state_dir), "PYTHONUNBUFFERED": "1"}
     assert (program.name, program.role, program.port) == (NAME, Role.API, port)
     assert program.health_url == f"http://127.0.0.1:{port}/api/health"
     supervisor = Supervisor(dirs["conf"], dirs["run"], dirs["logs"], user)

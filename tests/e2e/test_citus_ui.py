@@ -39,7 +39,7 @@ def cluster():
 
 def test_cluster_page_shows_citus_workers_shards_and_a_dead_worker(page, cluster):
     url = f"http://127.0.0.1:{cluster.settings.mgmt_backend_port}"
-    log_in(page, url, "admin", cluster.runtime.secrets.admin_password)
+    log_in(page, url, "admin", cluster.runtime.stack.secrets.admin_password)
     page.click("text=Cluster")
     page.wait_for_selector("[data-testid=citus-nodes]")
     for number in (1, 2):

@@ -48,7 +48,7 @@ def api_cluster(stack) -> dict:
     base = f"http://127.0.0.1:{stack.settings.mgmt_backend_port}"
     with httpx.Client(base_url=base, timeout=30) as client:
         login = client.post("/api/auth/login",
-                            json={"username": "admin", "password": stack.runtime.secrets.admin_password})
+                            json={"username": "admin", "password": stack.runtime.stack.secrets.admin_password})
         assert login.status_code == 200, login.text
         answer = client.get("/api/cluster", headers={"Authorization": f"Bearer {login.json()['access_token']}"})
     assert answer.status_code == 200, answer.text
@@ -163,7 +163,7 @@ def test_docker_mode_finds_the_workers_from_the_coordinator(cluster):
            "EXAPG_STANDBY_NODE_PORT": str(s.standby_port)}
     with TestClient(create_app(Settings.load(environ=env), environ=env)) as client:
         login = client.post("/api/auth/login",
-                            json={"username": "admin", "password": cluster.runtime.secrets.admin_password})
+                            json={"username": "admin", "password": cluster.runtime.stack.secrets.admin_password})
         headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
         nodes = client.get("/api/cluster", headers=headers).json()["nodes"]
     shown = {(n["role"], n["port"]): n for n in nodes}
@@ -185,7 +185,7 @@ def test_scale_in_drains_first_and_loses_nothing(cluster):
 
 
 def test_passwords_are_required_between_nodes(cluster):
-    worker = cluster.runtime.dsn("worker1")
+    worker = cluster.runtime.stack.dsn("worker1")
     with pytest.raises(psycopg.OperationalError, match="authentication failed"):
         psycopg.connect(**{**worker.kwargs(), "password": "not-the-password"})
     with connect(worker) as conn:

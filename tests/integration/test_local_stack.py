@@ -106,7 +106,7 @@ def test_analytics_tuning_applied(ha_stack):
 def test_postgres_runs_as_the_service_user(ha_stack):
     pid = ha_stack.coordinator_server.pidfile().pid
     uid = os.stat(f"/proc/{pid}").st_uid
-    expected = os.geteuid() if os.geteuid() != 0 else ha_stack.runtime.user.uid
+    expected = os.geteuid() if os.geteuid() != 0 else ha_stack.runtime.stack.user.uid
     assert uid == expected and (os.geteuid() != 0) == (uid == os.geteuid())
 
 
@@ -383,7 +383,7 @@ def test_paused_replay_makes_the_standby_unhealthy(ha_stack):
             assert status["standby"]["healthy"] is False and status["standby"]["state"] == "running"
             assert status["coordinator"]["healthy"] is True
             reports = {r.name: r for r in inspect_cluster(
-                runtime.topology, direct_connector(lambda name: runtime.dsn(name)))}
+                runtime.stack.topology, direct_connector(lambda name: runtime.stack.dsn(name)))}
             assert reports["standby"].healthy is False and "replay is paused" in reports["standby"].error
             assert reports["standby"].upstream.lag_bytes > 0
         finally:

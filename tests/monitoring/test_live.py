@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from exapg.monitoring.local import monitoring_programs, postgres_exporter_binary, prometheus_binary
+from exapg.runtime.programs import postgres_exporter, prometheus
 from exapg.settings import Settings
+from exapg.stack import Stack
 from tests.docker.scratch import as_service_user, free_port
 from tests.monitoring.promql import PROMETHEUS_SYNTHETIC, all_expressions, exposition_names, metric_names
 
@@ -51,21 +52,21 @@ def start(command, env, cwd=None, service_user=True) -> subprocess.Popen:
 
 @pytest.fixture(scope="module")
 def monitored(ha_stack) -> Iterator[dict]:
-    if not prometheus_binary() or not postgres_exporter_binary():
+    if not prometheus.binary() or not postgres_exporter.binary():
         pytest.skip("prometheus / prometheus-postgres-exporter not installed (apt-get install them)")
     ports = {"PROMETHEUS_PORT": str(free_port()), "POSTGRES_EXPORTER_PORT": str(free_port())}
-    settings = Settings.load(environ={**ha_stack.env, **ports})
     exporter_port = free_port()
     state = Path(tempfile.mkdtemp(prefix="exapg-mon-", dir="/tmp"))
     state.chmod(0o755)
     if os.geteuid() == 0:
         shutil.chown(state, "postgres", "postgres")
+    settings = Settings.load(environ={**ha_stack.env, **ports, "EXAPG_STATE_DIR": str(state)})
+    stack = Stack(settings)
+    stack.user.make_dir(stack.run_dir, 0o700)
+    stack.user.write_file(stack.password_file, ha_stack.password, 0o600)
     coordinator, standby = ha_stack.coordinator, ha_stack.standby
-    programs = monitoring_programs(
-        settings=settings, state_dir=state, password_file=ha_stack.password_file,
-        coordinator_port=coordinator.port,
-        targets={"replication_exporter": f"127.0.0.1:{exporter_port}"},
-    )
+    prometheus.write_files(stack, {"replication_exporter": f"127.0.0.1:{exporter_port}"}, with_exporter=True)
+    programs = [p for p in (postgres_exporter.program(stack, coordinator.port), prometheus.program(stack)) if p]
     replication = start(
         [sys.executable, "-m", "exapg.exporter"],
         {"PRIMARY_HOST": "127.0.0.1", "PRIMARY_PORT": str(coordinator.port),

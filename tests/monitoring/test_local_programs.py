@@ -11,7 +11,10 @@ import pytest
 import yaml
 
 from exapg.monitoring import local
+from exapg.runtime.base import Program
+from exapg.runtime.programs import postgres_exporter, prometheus
 from exapg.settings import Settings
+from exapg.stack import Stack
 from exapg.status import Role
 from tests.monitoring.promql import MONITORING
 
@@ -29,15 +32,23 @@ def state_dir(tmp_path: Path) -> Path:
     return path
 
 
-def programs(tmp_path: Path, **env: str) -> dict[str, local.Program]:
-    found = local.monitoring_programs(
-        settings=settings(**env), state_dir=state_dir(tmp_path), password_file=tmp_path / "pw",
-        coordinator_port=15432, targets={"replication_exporter": "127.0.0.1:19188"})
-    return {p.name: p for p in found}
+def monitoring_stack(tmp_path: Path, **env: str) -> Stack:
+    return Stack(settings(EXAPG_STATE_DIR=str(state_dir(tmp_path)), **env))
+
+
+def describe(stack: Stack) -> list[Program]:
+    return [p for p in (postgres_exporter.program(stack, 15432), prometheus.program(stack)) if p]
+
+
+def programs(tmp_path: Path, **env: str) -> dict[str, Program]:
+    stack = monitoring_stack(tmp_path, **env)
+    prometheus.write_files(stack, {"replication_exporter": "127.0.0.1:19188"},
+                           with_exporter=postgres_exporter.binary() is not None)
+    return {p.name: p for p in describe(stack)}
 
 
 def installed() -> None:
-    if not local.prometheus_binary() or not local.postgres_exporter_binary():
+    if not prometheus.binary() or not postgres_exporter.binary():
         pytest.skip("prometheus / prometheus-postgres-exporter not installed")
 
 
@@ -49,7 +60,7 @@ def test_postgres_exporter_reads_the_password_from_a_file(tmp_path):
     assert exporter.environment["DATA_SOURCE_URI"] == (
         "127.0.0.1:15432/exadb?sslmode=disable&citus.node_connection_timeout=2000")
     assert exporter.environment["DATA_SOURCE_USER"] == "postgres"
-    assert exporter.environment["DATA_SOURCE_PASS_FILE"] == str(tmp_path / "pw")
+    assert exporter.environment["DATA_SOURCE_PASS_FILE"] == str(tmp_path / "state" / "run" / "postgres.password")
     assert Path(exporter.environment["PG_EXPORTER_EXTEND_QUERY_PATH"]).read_text() == (
         MONITORING / "postgres_exporter" / "queries.yaml").read_text()
     assert "DATA_SOURCE_NAME" not in exporter.environment
@@ -87,15 +98,14 @@ def test_job_names_match_the_docker_configuration():
 
 
 def test_nothing_installed_gives_no_program(tmp_path, monkeypatch):
-    monkeypatch.setattr(local, "prometheus_binary", lambda: None)
-    monkeypatch.setattr(local, "postgres_exporter_binary", lambda: None)
-    assert local.monitoring_programs(settings=settings(), state_dir=tmp_path, password_file=tmp_path / "pw",
-                                     coordinator_port=1, targets={}) == []
+    monkeypatch.setattr(prometheus, "binary", lambda: None)
+    monkeypatch.setattr(postgres_exporter, "binary", lambda: None)
+    assert describe(monitoring_stack(tmp_path)) == []
 
 
 def test_without_the_exporter_prometheus_does_not_scrape_it(tmp_path, monkeypatch):
     installed()
-    monkeypatch.setattr(local, "postgres_exporter_binary", lambda: None)
+    monkeypatch.setattr(postgres_exporter, "binary", lambda: None)
     found = programs(tmp_path)
     assert list(found) == ["prometheus"]
     config_file = next(a.split("=", 1)[1] for a in found["prometheus"].command if a.startswith("--config.file="))
@@ -110,10 +120,9 @@ def test_any_address_listen_is_scraped_on_loopback():
 
 def test_describing_without_writing_gives_the_same_programs(tmp_path):
     installed()
-    state = state_dir(tmp_path)
-    kwargs = {"settings": settings(), "state_dir": state, "password_file": tmp_path / "pw",
-              "coordinator_port": 15432, "targets": {"replication_exporter": "127.0.0.1:19188"}}
-    described = local.monitoring_programs(**kwargs, write_files=False)
-    assert not (state / "conf").exists()
-    assert described == local.monitoring_programs(**kwargs)
-    assert (state / "conf" / "prometheus.yml").is_file()
+    stack = monitoring_stack(tmp_path)
+    described = describe(stack)
+    assert not stack.conf_dir.exists()
+    prometheus.write_files(stack, {"replication_exporter": "127.0.0.1:19188"}, with_exporter=True)
+    assert described == describe(stack)
+    assert (stack.conf_dir / "prometheus.yml").is_file()

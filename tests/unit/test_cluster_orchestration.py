@@ -10,10 +10,8 @@ import pytest
 from exapg.cluster import citus, register
 from exapg.cluster.topology import Mode, Topology
 from exapg.errors import ExaPGError, InvalidParameterError
-from exapg.runtime import docker
-from exapg.runtime.local import LocalRuntime
+from exapg.runtime import docker, scaling
 from exapg.settings import Settings
-from exapg.state import StackState
 
 
 def settings(tmp_path: Path) -> Settings:
@@ -43,23 +41,23 @@ def test_column_names_that_are_refused(name):
 
 
 def test_scale_in_retires_the_highest_workers_last_first(tmp_path):
-    runtime = LocalRuntime(settings(tmp_path))
-    before = StackState.new("exapg", Mode.CLUSTER, 4, False)
-    after = Topology.build(runtime.settings, Mode.CLUSTER, 2, False)
-    assert [n.name for n in runtime._retiring(before, after)] == ["worker4", "worker3"]
+    s = settings(tmp_path)
+    before = Topology.build(s, Mode.CLUSTER, 4, False)
+    after = Topology.build(s, Mode.CLUSTER, 2, False)
+    assert [n.name for n in scaling.retiring(before, after)] == ["worker4", "worker3"]
 
 
 def test_scale_out_and_first_up_retire_nothing(tmp_path):
-    runtime = LocalRuntime(settings(tmp_path))
-    grown = Topology.build(runtime.settings, Mode.CLUSTER, 3, True)
-    assert runtime._retiring(StackState.new("exapg", Mode.CLUSTER, 2, True), grown) == []
-    assert runtime._retiring(None, grown) == []
+    s = settings(tmp_path)
+    grown = Topology.build(s, Mode.CLUSTER, 3, True)
+    assert scaling.retiring(Topology.build(s, Mode.CLUSTER, 2, True), grown) == []
+    assert scaling.retiring(None, grown) == []
 
 
 def test_leaving_ha_retires_the_standby(tmp_path):
-    runtime = LocalRuntime(settings(tmp_path))
-    standalone = Topology.build(runtime.settings, Mode.STANDALONE, 0, False)
-    retired = runtime._retiring(StackState.new("exapg", Mode.HA, 0, True), standalone)
+    s = settings(tmp_path)
+    standalone = Topology.build(s, Mode.STANDALONE, 0, False)
+    retired = scaling.retiring(Topology.build(s, Mode.HA, 0, True), standalone)
     assert [(n.name, n.is_standby) for n in retired] == [("standby", True)]
 
 

@@ -9,10 +9,13 @@ from pathlib import Path
 import pytest
 
 from exapg import config_check
+from exapg.cluster.topology import Mode
 from exapg.errors import ConfigurationError, ExitCode
 from exapg.runtime.docker import DockerRuntime
 from exapg.runtime.local import LocalRuntime
+from exapg.runtime.preflight import own_ports
 from exapg.settings import Settings
+from exapg.stack import Stack
 from tests.conftest import stack_environment
 
 Make = Callable[..., Settings]
@@ -61,7 +64,7 @@ def test_every_problem_is_found_at_once(bad_settings):
 def test_local_up_refuses_bad_settings_before_touching_anything(bad_settings):
     s = bad_settings
     with pytest.raises(ConfigurationError) as info:
-        LocalRuntime(s).up(mode="ha")
+        LocalRuntime(s).up(mode=Mode.HA)
     assert info.value.exit_code == ExitCode.CONFIGURATION
     expect_every_problem(info.value.problems)
     assert not s.state_dir.parent.exists(), "no secret stored, no configuration rendered"
@@ -71,7 +74,7 @@ def test_docker_up_refuses_bad_settings_before_compose_runs(env, settings):
     s = settings(EXAPG_BACKEND="docker", DOCKER_HOST="unix:///nonexistent.sock", API_SECRET_KEY="short",
                  GRAFANA_PASSWORD="admin", WORKER1_PORT=env["PGBOUNCER_PORT"])
     with pytest.raises(ConfigurationError) as info:  # not the missing engine (exit 4): nothing ran
-        DockerRuntime(s).up(mode="ha")
+        DockerRuntime(s).up(mode=Mode.HA)
     found = info.value.problems
     assert any(line.startswith("API_SECRET_KEY: too short") for line in found), found
     assert any(line.startswith("GRAFANA_PASSWORD: too short") for line in found), found
@@ -113,4 +116,4 @@ def test_ports_of_this_stack_are_not_taken(settings, taken_port):
 
 
 def test_a_stack_never_set_up_owns_no_port(settings):
-    assert LocalRuntime(settings()).own_ports() == set()
+    assert own_ports(Stack(settings())) == set()

@@ -17,7 +17,9 @@ from psycopg.conninfo import conninfo_to_dict
 from exapg.cluster.topology import Mode, Node, Topology
 from exapg.errors import ConfigurationError, ExaPGError
 from exapg.postgres.conn import Dsn, connect
+from exapg.runtime import service_health
 from exapg.settings import Settings
+from exapg.stack import Stack
 from exapg.status import Role, ServiceStatus
 
 
@@ -36,32 +38,30 @@ class StackAccess(Protocol):
 
 
 class LocalAccess:
-    """A stack set up by `exapg up` on this machine (the lead's LocalRuntime)."""
+    """A stack set up by `exapg up` on this machine: its Stack, and the local runtime's
+    health module for the services' status."""
 
     def __init__(self, settings: Settings) -> None:
-        from exapg.runtime.local import LocalRuntime  # the runtime pulls in supervisor & co.
-
         self.settings = settings
-        self.runtime = LocalRuntime(settings)
+        self.stack = Stack(settings)
 
     def topology(self) -> Topology:
-        return self.runtime.topology
+        return self.stack.topology
 
     def dsn(self, node: str) -> Dsn:
-        return self.runtime.dsn(node)
+        return self.stack.dsn(node)
 
     def pooler_dsn(self) -> Dsn | None:
-        base = self.runtime.dsn("coordinator")
-        return Dsn(base.host, self.settings.pgbouncer_port, "pgbouncer", base.user, base.password)
+        return self.stack.dsn(pooled=True, dbname="pgbouncer")
 
     def services(self) -> list[ServiceStatus]:
-        return self.runtime.status()
+        return service_health.statuses(self.stack)
 
     def api_secret_key(self) -> str | None:
-        return self.runtime.secrets.api_secret_key
+        return self.stack.secrets.api_secret_key
 
     def admin_password(self) -> str | None:
-        return self.runtime.secrets.admin_password
+        return self.stack.secrets.admin_password
 
 
 DISCOVERY_TTL = 10.0  # seconds a discovered topology is reused

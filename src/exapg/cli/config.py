@@ -38,8 +38,9 @@ def show(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help=
 @config_app.command("validate")
 def validate(ctx: typer.Context) -> None:
     """Report every problem of the settings, one per line; exit 5 when there is any."""
+    settings = ctx.obj.settings
     try:
-        found = problems(ctx.obj.settings)
+        found = problems(settings, ours=_own_ports(settings))
     except ConfigurationError as exc:
         found = exc.problems or [str(exc)]
     for line in found:
@@ -47,6 +48,16 @@ def validate(ctx: typer.Context) -> None:
     if found:
         raise typer.Exit(int(ExitCode.CONFIGURATION))
     console.print("[green]settings are valid[/]")
+
+
+def _own_ports(settings: Settings) -> set[int]:
+    """Ports the local stack's own services hold: not a conflict with itself."""
+    if settings.backend == "docker":
+        return set()
+    from exapg.runtime.preflight import own_ports
+    from exapg.stack import Stack
+
+    return own_ports(Stack(settings))
 
 
 def register(app: typer.Typer) -> None:

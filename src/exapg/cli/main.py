@@ -19,7 +19,7 @@ from exapg.cli import images as images_cmds
 from exapg.cli import stack as stack_cmds
 from exapg.cli import tpch as tpch_cmds
 from exapg.cli.output import error
-from exapg.errors import ConfigurationError, ExaPGError, ExitCode
+from exapg.errors import ConfigurationError, ExaPGError, ExitCode, first_line
 from exapg.settings import Settings
 
 app = typer.Typer(
@@ -76,8 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     except psycopg.Error as exc:
         if debug:
             traceback.print_exc()
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        error(f"database error: {first}")
+        error(f"database error: {first_line(exc)}")
         return int(ExitCode.ERROR)
     return int(ExitCode.OK)
 

@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-import os
-import re
-import subprocess
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
+from exapg.cli.common import backend_option, chosen_backend, local_runtime, runtime
 from exapg.cli.output import console, info, print_json, print_table
-from exapg.cli.stack import _chosen_backend, _runtime, backend_option
 from exapg.errors import ExaPGError, InvalidParameterError
 from exapg.postgres.conn import Dsn, connect
-from exapg.runtime.local import LocalRuntime
+from exapg.postgres.pgbench import Pgbench
 from exapg.tpch import load as tpch_load
 from exapg.tpch import run as tpch_run
+
+if TYPE_CHECKING:
+    from exapg.stack import Stack
 
 sample_app = typer.Typer(help="Load sample data sets into the running stack.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks against the running stack.", no_args_is_help=True)
@@ -26,23 +27,19 @@ bench_app = typer.Typer(help="Benchmarks against the running stack.", no_args_is
 def _target(ctx: typer.Context, backend: str | None) -> tuple[Dsn, Path]:
     """The coordinator to load into or query, and where results go: the local stack's, or
     the Docker stack's through its published port."""
-    if _chosen_backend(ctx, backend) == "docker":
-        from exapg.runtime.docker import DockerRuntime
-
-        settings = ctx.obj.settings
-        return DockerRuntime(settings).coordinator_dsn(), settings.state_dir / "results"
-    runtime = _running(ctx)
-    return runtime.dsn(), runtime.root / "results"
+    if chosen_backend(ctx, backend) == "docker":
+        return runtime(ctx, backend).coordinator_dsn(), ctx.obj.settings.state_dir / "results"
+    stack = _running(ctx)
+    return stack.dsn(), stack.root / "results"
 
 
-def _running(ctx: typer.Context) -> LocalRuntime:
-    runtime = _runtime(ctx)
-    runtime.require_state()
-    coordinator = runtime.topology.coordinator
-    if runtime.server(coordinator).pidfile() is None:
-        raise ExaPGError(f"the coordinator of stack '{runtime.settings.compose_project_name}' is not running: "
-                         "start it with 'exapg up'")
-    return runtime
+def _running(ctx: typer.Context) -> Stack:
+    """The local stack, once its coordinator is known to run."""
+    stack = local_runtime(ctx).stack
+    coordinator = stack.topology.coordinator
+    if stack.server(coordinator).pidfile() is None:
+        raise ExaPGError(f"the coordinator of stack '{stack.name}' is not running: start it with 'exapg up'")
+    return stack
 
 
 @sample_app.command("tpch")
@@ -62,7 +59,7 @@ def sample_tpch(
         else:
             with Progress(TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
                           TimeElapsedColumn(), console=console, transient=False) as bar:
-                tasks: dict[str, int] = {}
+                tasks: dict[str, TaskID] = {}
                 stage = bar.add_task("preparing", total=None)
 
                 def progress(table: str, done: int, expected: int) -> None:
@@ -123,17 +120,6 @@ def bench_tpch(
         raise ExaPGError(f"{len(failed)} TPC-H quer{'y' if len(failed) == 1 else 'ies'} failed: {', '.join(failed)}")
 
 
-TPS = re.compile(r"^tps = ([0-9.]+)", re.M)
-FAILED = re.compile(r"number of failed transactions: (\d+)")
-DONE = re.compile(r"number of transactions actually processed: (\d+)")
-
-
-def _pgbench(runtime: LocalRuntime, dsn: Dsn, args: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
-    argv = [str(runtime.binaries("pgbench")), "-h", dsn.host, "-p", str(dsn.port), "-U", dsn.user, *args, dsn.dbname]
-    env = {**os.environ, "PGPASSFILE": str(runtime.passfile), "PGCONNECT_TIMEOUT": "10"}
-    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout, check=False)
-
-
 @bench_app.command("pgbench")
 def bench_pgbench(
     ctx: typer.Context,
@@ -150,39 +136,21 @@ def bench_pgbench(
         raise InvalidParameterError(f"invalid --time {seconds}: use 1 to 3600 seconds")
     if not 1 <= scale <= 10000:
         raise InvalidParameterError(f"invalid --scale {scale}: use 1 to 10000")
-    runtime = _running(ctx)
-    direct, pooled = runtime.dsn(), runtime.dsn(pooled=True)
-    with connect(direct) as conn:
-        have = conn.execute("SELECT to_regclass('pgbench_branches') IS NOT NULL").fetchone()
-        current = conn.execute("SELECT count(*) FROM pgbench_branches").fetchone()[0] if have and have[0] else 0  # type: ignore[index]
-    if current != scale:
-        init = _pgbench(runtime, direct, ["-i", "-q", "-s", str(scale)], timeout=3600)
-        if init.returncode != 0:
-            raise ExaPGError(f"pgbench -i failed: {init.stderr.strip().splitlines()[-1]}")
-    threads = str(max(1, min(clients, os.cpu_count() or 1)))
-    common = ["-n", "-c", str(clients), "-j", threads, "-T", str(seconds), *(["-C"] if connect_each else [])]
-    rows = []
-    for name, dsn in (("pgbouncer", pooled), ("direct", direct)):
-        done = _pgbench(runtime, dsn, common, timeout=seconds + 120)
-        tps = TPS.search(done.stdout)
-        processed = DONE.search(done.stdout)
-        failed = FAILED.search(done.stdout)
-        errors = [line for line in done.stderr.splitlines() if "error" in line.lower() or "abort" in line.lower()]
-        rows.append({
-            "target": name, "port": dsn.port, "clients": clients, "connect_each": connect_each,
-            "tps": float(tps.group(1)) if tps else None,
-            "transactions": int(processed.group(1)) if processed else 0,
-            "failed": int(failed.group(1)) if failed else 0,
-            "exit_code": done.returncode, "first_error": errors[0] if errors else None,
-        })
+    stack = _running(ctx)
+    direct, pooled = stack.dsn(), stack.dsn(pooled=True)
+    pgbench = Pgbench(stack.binaries("pgbench"), stack.passfile)
+    pgbench.initialize(direct, scale)
+    runs = pgbench.compare({"pgbouncer": pooled, "direct": direct}, clients=clients, seconds=seconds,
+                           connect_each=connect_each)
+    rows = [r.to_dict() for r in runs]
     if as_json:
         print_json(rows)
     else:
         kind = "a connection per transaction" if connect_each else "persistent connections"
         print_table(rows, ["target", "port", "clients", "tps", "transactions", "failed", "first_error"],
                     title=f"pgbench, {seconds}s, {kind}")
-    if all(r["tps"] is None for r in rows):
-        raise ExaPGError("pgbench produced no result: " + (rows[0]["first_error"] or "see 'exapg logs'"))
+    if all(r.tps is None for r in runs):
+        raise ExaPGError("pgbench produced no result: " + (runs[0].first_error or "see 'exapg logs'"))
 
 
 def register(app: typer.Typer) -> None:

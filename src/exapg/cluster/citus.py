@@ -108,6 +108,19 @@ def start_rebalance(conn: psycopg.Connection) -> int | None:
     return int(row[0]) if row and row[0] is not None else None
 
 
+def rebalance(conn: psycopg.Connection, *, wait: bool, progress: Callable[[str], None],
+              timeout: float = 3600) -> str:
+    """Start the background rebalance and, with `wait`, follow it to its end; one line on
+    what happened."""
+    job = start_rebalance(conn)
+    if job is None:
+        return "shards are balanced: nothing to move"
+    if not wait:
+        return f"rebalance job {job} started in the background"
+    wait_rebalance(conn, job, timeout=timeout, progress=progress)
+    return f"rebalance job {job} finished"
+
+
 def wait_rebalance(
     conn: psycopg.Connection, job_id: int, timeout: float, progress: Callable[[str], None]
 ) -> None:

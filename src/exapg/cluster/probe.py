@@ -20,7 +20,7 @@ from psycopg.rows import dict_row
 
 from exapg.cluster.health import standby_problems
 from exapg.cluster.topology import Node, Topology
-from exapg.errors import ExaPGError
+from exapg.errors import ExaPGError, first_line
 from exapg.postgres.conn import Dsn, connect
 
 Connector = Callable[[Node], AbstractContextManager[psycopg.Connection]]
@@ -180,7 +180,7 @@ def inspect_cluster(
             with connector(node) as conn:
                 return inspect_node(node, conn, host)
         except (ExaPGError, psycopg.Error) as exc:
-            return down_report(node, host, _one_line(exc))
+            return down_report(node, host, first_line(exc, last=True))
 
     chosen = topology.nodes if nodes is None else nodes
     with ThreadPoolExecutor(max_workers=max(1, min(8, len(chosen)))) as pool:
@@ -223,8 +223,3 @@ def _merge_lag(reports: list[NodeReport]) -> list[NodeReport]:
 
 def _shallow(report: NodeReport) -> dict[str, Any]:
     return {name: getattr(report, name) for name in report.__dataclass_fields__}
-
-
-def _one_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[-1] if text else type(exc).__name__

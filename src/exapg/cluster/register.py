@@ -27,7 +27,7 @@ from pathlib import Path
 import psycopg
 
 from exapg.cluster import citus
-from exapg.errors import ExaPGError, InvalidParameterError
+from exapg.errors import ExaPGError, InvalidParameterError, first_line
 from exapg.postgres.conn import Dsn, connect
 
 RETRY_SECONDS = 3.0
@@ -103,7 +103,7 @@ def keep_registered(interval: float) -> None:
             if register_once():
                 log("registered again with the coordinator")
         except (ExaPGError, psycopg.Error) as exc:
-            log(f"coordinator unreachable ({one_line(exc)}); will check again")
+            log(f"coordinator unreachable ({first_line(exc, last=True)}); will check again")
 
 
 def drain() -> None:
@@ -130,11 +130,6 @@ def log(message: str) -> None:
     except ExaPGError:  # the address itself is misconfigured: the message says so
         name = os.environ.get("CITUS_NODE_NAME") or socket.gethostname()
     print(f"exapg-worker[{name}]: {message}", file=sys.stderr, flush=True)
-
-
-def one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[-1] if text else type(exc).__name__
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -169,10 +164,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run(args)
     except ExaPGError as exc:
-        log(f"error: {one_line(exc)}")
+        log(f"error: {first_line(exc, last=True)}")
         return int(exc.exit_code)
     except psycopg.Error as exc:
-        log(f"error: database error: {one_line(exc)}")
+        log(f"error: database error: {first_line(exc, last=True)}")
         return 1
     except KeyboardInterrupt:
         return 130

@@ -8,7 +8,7 @@ from urllib.parse import quote
 import psycopg
 from psycopg import sql
 
-from exapg.errors import ExaPGError
+from exapg.errors import ExaPGError, first_line
 
 CONNECT_TIMEOUT = 5
 STATEMENT_TIMEOUT_MS = 30_000
@@ -51,7 +51,7 @@ def connect(
             **dsn.kwargs(),  # type: ignore[arg-type]
         )
     except psycopg.OperationalError as exc:
-        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else "connection failed"
+        reason = first_line(exc, last=True) if str(exc).strip() else "connection failed"
         raise ExaPGError(f"cannot connect to {dsn.host}:{dsn.port}/{dsn.dbname}: {reason}") from exc
 
 

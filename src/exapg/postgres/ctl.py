@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
 
 from exapg.errors import CommandError, OperationTimeoutError
 from exapg.postgres.binaries import PgBinaries
-from exapg.proc import ServiceUser, run
+from exapg.proc import ServiceUser, run, wait_until
 
 
 class PgIsReady(IntEnum):
@@ -188,14 +187,10 @@ class PostgresServer:
         )
 
     def wait_ready(self, timeout: float, host: str = "127.0.0.1") -> None:
-        deadline = time.monotonic() + timeout
-        while self.isready(host, timeout=2) != PgIsReady.ACCEPTING:
-            if time.monotonic() > deadline:
-                raise OperationTimeoutError(
-                    f"{self.datadir.name} on port {self.port} not ready after {timeout:.0f}s: "
-                    f"see {self.logfile}"
-                )
-            time.sleep(0.1)
+        if not wait_until(lambda: self.isready(host, timeout=2) == PgIsReady.ACCEPTING, timeout):
+            raise OperationTimeoutError(
+                f"{self.datadir.name} on port {self.port} not ready after {timeout:.0f}s: see {self.logfile}"
+            )
 
     def _scratch(self, kind: str) -> Path:
         """A fresh temporary directory beside the data directory, owned by the service user."""

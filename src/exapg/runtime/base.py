@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from exapg.cluster.topology import Mode
+from exapg.postgres.conn import Dsn
+from exapg.settings import Settings
 from exapg.status import Role, ServiceStatus
 
 
@@ -29,11 +32,20 @@ class Program:
 
 
 class Runtime(Protocol):
-    def up(self, mode: str | None = None, workers: int | None = None) -> list[str]: ...
+    """What every backend does, with the signatures both implement (the type checker holds
+    them to it: runtime/backends.py). A verb a backend cannot do raises
+    InvalidParameterError (exit 2) saying so; it never acts on the other backend."""
+
+    settings: Settings
+
+    def up(self, mode: Mode | None = None, workers: int | None = None, standby: bool | None = None
+           ) -> list[str]: ...
 
     def stop(self) -> list[str]: ...
 
     def down(self, volumes: bool = False) -> list[str]: ...
+
+    def restart(self) -> list[str]: ...
 
     def status(self) -> list[ServiceStatus]: ...
 
@@ -41,4 +53,15 @@ class Runtime(Protocol):
         self, service: str | None, follow: bool, since: float | None, timestamps: bool
     ) -> Iterator[str]: ...
 
-    def scale(self, workers: int) -> list[str]: ...
+    def scale(self, workers: int, rebalance: bool = True) -> list[str]: ...
+
+    def rebalance(self, wait: bool = True) -> list[str]: ...
+
+    def require_cluster(self, command: str) -> object: ...
+
+    def coordinator_dsn(self) -> Dsn: ...
+
+    def psql_command(self, service: str, command: str | None, interactive: bool
+                     ) -> tuple[list[str], dict[str, str]]: ...
+
+    def credentials(self) -> dict[str, str | None]: ...

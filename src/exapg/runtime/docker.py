@@ -18,8 +18,7 @@ import os
 import shutil
 import socket
 import subprocess
-import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from dotenv import dotenv_values
 
 from exapg import config_check
 from exapg.cluster import citus
+from exapg.cluster.topology import Mode
 from exapg.errors import (
     CommandError,
     ConfigurationError,
@@ -35,7 +35,9 @@ from exapg.errors import (
     OperationTimeoutError,
 )
 from exapg.postgres.conn import Dsn, connect
+from exapg.proc import wait_until
 from exapg.settings import FILE_VARIABLES, Settings
+from exapg.stack import Progress, quiet
 from exapg.status import Role, ServiceState, ServiceStatus
 
 REPO_DOCKER_DIR = Path(__file__).resolve().parents[3] / "docker"
@@ -230,8 +232,10 @@ class DockerCompose:
 class DockerRuntime:
     """The runtime interface over Compose (modes: standalone, ha, cluster)."""
 
-    def __init__(self, settings: Settings, profile: str = "prod", extras: Sequence[str] = ()) -> None:
+    def __init__(self, settings: Settings, progress: Progress = quiet, profile: str = "prod",
+                 extras: Sequence[str] = ()) -> None:
         self.settings = settings
+        self.progress = progress
         self.profile = profile
         self.extras = tuple(extras)
 
@@ -239,18 +243,22 @@ class DockerRuntime:
         extras = self.extras + (("ha",) if mode == "ha" else ())
         return DockerCompose(self.settings, self.profile, extras)
 
-    def up(self, mode: str | None = None, workers: int | None = None) -> list[str]:
+    def up(self, mode: Mode | None = None, workers: int | None = None, standby: bool | None = None) -> list[str]:
         config_check.require_valid(self.settings, backend="docker")  # before Compose touches anything
-        mode = mode or "ha"
+        if standby is not None:
+            raise InvalidParameterError(
+                "--standby/--no-standby is for the local runtime: with Docker the mode decides "
+                "(ha has a standby, standalone and cluster have none)")
+        chosen = Mode(mode or Mode.HA).value
         require_engine()
-        compose = self.compose(mode)
-        services = services_for(mode, compose.check(["config", "--services"]).split())
-        require_images(compose, services, cluster=mode == "cluster")
+        compose = self.compose(chosen)
+        services = services_for(chosen, compose.check(["config", "--services"]).split())
+        require_images(compose, services, cluster=chosen == "cluster")
         actions = []
         if any(path.name == EXTRAS["prod"] for path in compose.files()):
             actions += prepare_production_dirs(compose_variables(self.settings))
-        compose.check(["up", "-d", "--remove-orphans", *self._scale_args(mode, workers), *services])
-        return [*actions, f"docker compose up ({self.profile}, {mode}): {', '.join(services)}"]
+        compose.check(["up", "-d", "--remove-orphans", *self._scale_args(chosen, workers), *services])
+        return [*actions, f"docker compose up ({self.profile}, {chosen}): {', '.join(services)}"]
 
     def _scale_args(self, mode: str, workers: int | None) -> list[str]:
         if mode != "cluster":
@@ -275,8 +283,7 @@ class DockerRuntime:
             args.append(f"--since={int(since)}s")
         yield from self.compose("ha").stream([*args, *([service] if service else [])])
 
-    def scale(self, workers: int, rebalance: bool = True, progress: Callable[[str], None] | None = None
-              ) -> list[str]:
+    def scale(self, workers: int, rebalance: bool = True) -> list[str]:
         """Scale the worker pool; on the way down, drain the highest-numbered replicas and
         remove exactly those (Compose's own choice of which to remove is not ours to trust);
         on the way up, wait for the new workers to register, then rebalance."""
@@ -290,10 +297,10 @@ class DockerRuntime:
         actions = [f"drained {len(drained)} worker(s)" if drained else "nothing to drain",
                    f"scalable workers: {target}"]
         if target > len(replicas):
-            self.wait_for_workers(FIXED_WORKERS + target, progress=progress)
+            self.wait_for_workers(FIXED_WORKERS + target)
             actions.append(f"{FIXED_WORKERS + target} workers registered")
             if rebalance:
-                actions += self.rebalance(progress=progress)
+                actions += self.rebalance()
         return actions
 
     def coordinator_dsn(self) -> Dsn:
@@ -302,22 +309,22 @@ class DockerRuntime:
         return Dsn("127.0.0.1", s.coordinator_port, s.postgres_db, s.postgres_user,
                    s.postgres_password.get_secret_value() if s.postgres_password else "")
 
-    def wait_for_workers(self, count: int, timeout: float = REGISTER_TIMEOUT,
-                         progress: Callable[[str], None] | None = None) -> None:
+    def wait_for_workers(self, count: int, timeout: float = REGISTER_TIMEOUT) -> None:
         """New replicas register themselves once healthy (exapg-worker register-loop)."""
-        deadline = time.monotonic() + timeout
-        while True:
+        active = 0
+
+        def registered() -> bool:
+            nonlocal active
             with connect(self.coordinator_dsn()) as conn:
                 active = sum(1 for w in citus.workers(conn) if w.active)
-            if active >= count:
-                return
-            if progress:
-                progress(f"waiting for workers to register: {active}/{count}")
-            if time.monotonic() > deadline:
-                raise OperationTimeoutError(
-                    f"only {active} of {count} workers registered within {timeout:.0f} s: see "
-                    "docker compose logs worker")
-            time.sleep(2)
+            if active < count:
+                self.progress(f"waiting for workers to register: {active}/{count}")
+            return active >= count
+
+        if not wait_until(registered, timeout, interval=2):
+            raise OperationTimeoutError(
+                f"only {active} of {count} workers registered within {timeout:.0f} s: see "
+                "docker compose logs worker")
 
     def restart(self) -> list[str]:
         """Restart the running containers in place (their mode and data stay as they are)."""
@@ -325,16 +332,18 @@ class DockerRuntime:
         self.compose("ha").check(["restart"])
         return ["docker compose restart"]
 
-    def psql_argv(self, service: str, command: str | None, interactive: bool) -> list[str]:
+    def psql_command(self, service: str, command: str | None, interactive: bool
+                     ) -> tuple[list[str], dict[str, str]]:
         """psql inside a node's container (its pgpass authenticates); pgbouncer through the
         coordinator's container, as another client of the pool."""
+        require_engine()
         s = self.settings
         target = ["-h", "pgbouncer", "-p", "6432"] if service == "pgbouncer" else []
         container = "coordinator" if service == "pgbouncer" else service
         tty = [] if interactive else ["-T"]
         args = ["exec", *tty, container, "psql", *target, "-U", s.postgres_user, "-d", s.postgres_db,
                 "-v", "ON_ERROR_STOP=1", *(["-c", command] if command is not None else [])]
-        return self.compose("ha").argv(args)
+        return self.compose("ha").argv(args), compose_environment(s)
 
     def credentials(self) -> dict[str, str | None]:
         """What a client needs, from the settings Compose is given (no state kept by ExaPG)."""
@@ -360,17 +369,11 @@ class DockerRuntime:
                     f"'exapg {command}' needs cluster mode and this Docker stack's coordinator has no Citus "
                     "workers: exapg up --backend docker --mode cluster")
 
-    def rebalance(self, wait: bool = True, progress: Callable[[str], None] | None = None) -> list[str]:
+    def rebalance(self, wait: bool = True) -> list[str]:
         """Citus's background rebalance on the coordinator, followed to its end by default."""
         self.require_cluster("rebalance")
         with connect(self.coordinator_dsn(), statement_timeout_ms=0) as conn:
-            job = citus.start_rebalance(conn)
-            if job is None:
-                return ["shards are balanced: nothing to move"]
-            if not wait:
-                return [f"rebalance job {job} started in the background"]
-            citus.wait_rebalance(conn, job, timeout=3600, progress=progress or (lambda text: None))
-        return [f"rebalance job {job} finished"]
+            return [citus.rebalance(conn, wait=wait, progress=self.progress)]
 
     def _worker_replicas(self) -> list[tuple[int, str]]:
         ids = self.compose("cluster").check(["ps", "-q", "worker"]).split()

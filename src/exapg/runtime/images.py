@@ -24,6 +24,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from exapg import __version__
 from exapg.errors import CommandError, InvalidParameterError, MissingDependencyError, OperationTimeoutError
@@ -84,7 +85,7 @@ STAND_INS = (
 )
 
 
-def docker(args: Sequence[str], *, timeout: float, stdin: int | None = None, capture: bool = True
+def docker(args: Sequence[str], *, timeout: float, stdin: int | IO[bytes] | None = None, capture: bool = True
            ) -> subprocess.CompletedProcess[str]:
     binary = shutil.which("docker")
     if not binary:

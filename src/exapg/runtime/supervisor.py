@@ -13,16 +13,16 @@ import shlex
 import shutil
 import signal
 import sys
-import time
 import xmlrpc.client
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from supervisor.xmlrpc import SupervisorTransport
 
 from exapg.errors import CommandError, MissingDependencyError, OperationTimeoutError
-from exapg.proc import ServiceUser, run
+from exapg.proc import ServiceUser, run, wait_until
 from exapg.runtime import processes
 from exapg.runtime.base import Program
 
@@ -125,7 +125,7 @@ class Supervisor:
         return True
 
     # -- control ---------------------------------------------------------------
-    def _proxy(self) -> xmlrpc.client.ServerProxy:
+    def _proxy(self) -> Any:  # XML-RPC: methods and results are only known at run time
         transport = SupervisorTransport(None, None, f"unix://{self.socket}")
         return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
 
@@ -140,14 +140,10 @@ class Supervisor:
     def start(self, timeout: float = 30) -> None:
         """Start supervisord (it daemonizes itself) and wait for its socket to answer."""
         run([supervisord_binary(), "-c", self.conf], timeout=timeout, what="supervisord")
-        deadline = time.monotonic() + timeout
-        while not self.running():
-            if time.monotonic() > deadline:
-                raise OperationTimeoutError(
-                    f"supervisord did not come up within {timeout:.0f}s: see "
-                    f"{self.log_dir / 'supervisord.log'}"
-                )
-            time.sleep(0.05)
+        if not wait_until(self.running, timeout, interval=0.05):
+            raise OperationTimeoutError(
+                f"supervisord did not come up within {timeout:.0f}s: see {self.log_dir / 'supervisord.log'}"
+            )
 
     def apply(self) -> list[str]:
         """Like `supervisorctl update`: load changed config, restart only changed programs."""
@@ -168,7 +164,7 @@ class Supervisor:
         return [info["name"] for info in proxy.supervisor.getAllProcessInfo()]
 
     @staticmethod
-    def _stop_group(proxy: xmlrpc.client.ServerProxy, name: str) -> None:
+    def _stop_group(proxy: Any, name: str) -> None:
         with contextlib.suppress(xmlrpc.client.Fault):  # already stopped
             proxy.supervisor.stopProcessGroup(name)
 
@@ -195,11 +191,8 @@ class Supervisor:
             return False
         pid = self._pid()
         self._proxy().supervisor.shutdown()
-        deadline = time.monotonic() + timeout
-        while pid and _alive(pid):
-            if time.monotonic() > deadline:
-                raise OperationTimeoutError(f"supervisord (pid {pid}) did not stop in {timeout:.0f}s")
-            time.sleep(0.05)
+        if pid and not wait_until(lambda: not _alive(pid), timeout, interval=0.05):
+            raise OperationTimeoutError(f"supervisord (pid {pid}) did not stop in {timeout:.0f}s")
         return True
 
     def _pid(self) -> int | None:
@@ -219,9 +212,7 @@ def reap_orphans(marker: str, timeout: float = 10) -> list[int]:
     for pid in found:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while any(_alive(pid) for pid in found) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: not any(_alive(pid) for pid in found), timeout, interval=0.05)
     for pid in found:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)

@@ -138,13 +138,13 @@ def load(
 
     say("building keys and indexes")
     started = time.perf_counter()
-    for table, key in PRIMARY_KEYS.items():
+    for table, key_columns in PRIMARY_KEYS.items():
         conn.execute(sql.SQL("ALTER TABLE {}.{} ADD PRIMARY KEY ({})").format(
-            ident(STAGING), ident(table), sql.SQL(", ").join(map(ident, key))))
+            ident(STAGING), ident(table), sql.SQL(", ").join(map(ident, key_columns))))
     for table, indexes in INDEXES.items():
-        for columns in indexes:
+        for index_columns in indexes:
             conn.execute(sql.SQL("CREATE INDEX ON {}.{} ({})").format(
-                ident(STAGING), ident(table), sql.SQL(", ").join(map(ident, columns))))
+                ident(STAGING), ident(table), sql.SQL(", ").join(map(ident, index_columns))))
     seconds["indexes"] = time.perf_counter() - started
     # VACUUM as well as ANALYZE: freshly copied rows have no hint bits and no visibility
     # map, so the first queries would pay for setting them (writing pages while reading)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psycopg
 
-from exapg.errors import ExaPGError, InvalidParameterError
+from exapg.errors import ExaPGError, InvalidParameterError, first_line
 from exapg.tpch import duck
 from exapg.tpch.check import compare
 from exapg.tpch.load import SCHEMA, LoadedData, loaded
@@ -146,7 +146,7 @@ def run_query(conn: psycopg.Connection, number: int, text: str, repeat: int, dat
         except psycopg.Error as exc:
             unsupported = distributed and isinstance(exc, psycopg.errors.FeatureNotSupported)
             result.status = "unsupported" if unsupported else "error"
-            result.detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            result.detail = first_line(exc)
             return result
         result.seconds.append(time.perf_counter() - started)
         if attempt == 0:

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from exporter_support import Samples, parse, server_label
 
-from exapg.monitoring.local import postgres_exporter_binary, prometheus_binary
+from exapg.runtime.programs import postgres_exporter, prometheus
 
 pytestmark = pytest.mark.integration
 
@@ -45,9 +45,9 @@ def test_supervised_exporter_watches_the_pair(ha_stack):
 def expected_programs() -> set[str]:
     """The programs `exapg up --mode ha` supervises besides pgBouncer, where installed."""
     wanted = {"replication_exporter"}
-    if postgres_exporter_binary():
+    if postgres_exporter.binary():
         wanted.add("postgres_exporter")
-    if prometheus_binary():
+    if prometheus.binary():
         wanted.add("prometheus")
     if importlib.util.find_spec("uvicorn") is not None:
         wanted.add("management_backend")

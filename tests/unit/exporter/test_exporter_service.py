@@ -8,18 +8,21 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.registry import Collector
 
+from exapg.cluster.topology import Mode, Topology
 from exapg.exporter.config import ExporterConfig
 from exapg.exporter.metrics import SPECS, Exposition
-from exapg.exporter.service import exporter_program
+from exapg.runtime.programs import replication_exporter
 from exapg.settings import Settings
+from exapg.stack import Stack
 from exapg.status import Role
 
 
 def test_program_points_at_the_local_pair(tmp_path):
     settings = Settings.load(environ={"EXPORTER_PORT": "19188", "POSTGRES_DB": "exadb",
-                                      "EXAPG_ENV_FILE": "/nonexistent"})
-    program = exporter_program(settings=settings, password_file=tmp_path / "pw",
-                               primary_port=5432, standby_ports=[5440, 5441], log_dir=tmp_path)
+                                      "EXAPG_ENV_FILE": "/nonexistent", "EXAPG_STATE_DIR": str(tmp_path),
+                                      "COORDINATOR_PORT": "5432", "STANDBY_PORT": "5440"})
+    stack = Stack(settings)
+    program = replication_exporter.program(stack, Topology.build(settings, Mode.HA))
     assert program.name == "replication_exporter" and program.role == Role.EXPORTER
     assert list(program.command) == [sys.executable, "-m", "exapg.exporter"]
     assert program.health_url == "http://127.0.0.1:19188/health"
@@ -27,9 +30,9 @@ def test_program_points_at_the_local_pair(tmp_path):
     assert "POSTGRES_PASSWORD" not in env  # the secret stays in its file
     config = ExporterConfig.from_env(env | {"POSTGRES_PASSWORD_FILE": "/dev/null"})
     assert config.primary.label == "127.0.0.1:5432"
-    assert [s.label for s in config.standbys] == ["127.0.0.1:5440", "127.0.0.1:5441"]
+    assert [s.label for s in config.standbys] == ["127.0.0.1:5440"]
     assert (config.port, config.listen_address, config.dbname) == (19188, "127.0.0.1", "exadb")
-    assert env["POSTGRES_PASSWORD_FILE"] == str(Path(tmp_path / "pw"))
+    assert env["POSTGRES_PASSWORD_FILE"] == str(stack.password_file)
 
 
 class _Fixed(Collector):
