@@ -25,10 +25,12 @@ def desired_state(
 ) -> StackState:
     """The state `up` brings the stack to: what is asked, else what the stack was, else ha.
 
-    Workers only exist in cluster mode; a standby is part of ha mode, and kept in cluster
-    mode when the stack had one. An unchanged request returns `previous` itself."""
+    Workers only exist in cluster mode: as many as asked, else as many as the cluster had,
+    else two. A standby is part of ha mode, and kept in cluster mode when the stack had one.
+    An unchanged request returns `previous` itself."""
     chosen = mode or (previous.mode if previous else Mode.HA)
-    count = workers if workers is not None else (previous.workers if previous else DEFAULT_WORKERS)
+    was_cluster = previous is not None and previous.mode == Mode.CLUSTER
+    count = workers if workers is not None else (previous.workers if previous and was_cluster else DEFAULT_WORKERS)
     if chosen != Mode.CLUSTER:
         count = 0
     if standby is None:
