@@ -48,7 +48,7 @@ def secret_problems(settings: Settings, *, docker: bool = False) -> list[str]:
 
 
 def local_ports(settings: Settings) -> dict[str, int]:
-    """Ports the local runtime binds: the seed's services that run on this machine."""
+    """Ports the local runtime binds: the specification's services that run on this machine."""
     ports = settings.named_ports()
     return {name: ports[name] for name in LOCAL_SERVICE_PORTS} | {
         k: v for k, v in ports.items() if k.startswith("WORKER")

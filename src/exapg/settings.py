@@ -1,6 +1,6 @@
 """The one settings object of ExaPG, read from the environment and an optional `.env` file.
 
-Variable names and defaults are those of the Docker specification (seed 000), so the
+Variable names and defaults are those of the Docker specification (docs/docker.md), so the
 same `.env` drives the local runtime and Docker Compose. ExaPG-only knobs use the
 `EXAPG_` prefix. Build it once with `Settings.load()` and pass it down.
 """
@@ -117,7 +117,7 @@ class Settings(BaseModel):
         return default_state_root() / self.compose_project_name
 
     def worker_port(self, index: int) -> int:
-        """Port of worker `index` (1-based): WORKERn_PORT, else 5432 + n as in the seed."""
+        """Port of worker `index` (1-based): WORKERn_PORT, else 5432 + n as in the Compose files."""
         return self.worker_ports.get(index, 5432 + index)
 
     def named_ports(self) -> dict[str, int]:

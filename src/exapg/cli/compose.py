@@ -1,4 +1,4 @@
-"""`exapg compose dev|prod|full [docker compose args...]`: the seed's file combinations."""
+"""`exapg compose dev|prod|full [docker compose args...]`: the Docker specification's file combinations."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ def compose(
     args: list[str] = typer.Argument(None, help="Arguments for docker compose (default: config)."),
     add: list[str] = typer.Option([], "--with", help=f"Add compose files: {', '.join(EXTRAS)} (repeatable)."),
 ) -> None:
-    """Run docker compose on the seed's files: dev = base + override, prod = base + prod,
+    """Run docker compose on the specification's files: dev = base + override, prod = base + prod,
     full = base + monitoring + mgmt. Example: exapg compose prod --with ha up -d"""
     runner = DockerCompose(ctx.obj.settings, profile, tuple(add))
     argv = list(args or ["config"])

@@ -3,7 +3,7 @@
 The worker containers run it (`exapg-worker` in the exapg/postgres image calls
 `python3 -m exapg.cluster.register`) with the same membership code as the local
 runtime (`exapg.cluster.citus`). It imports nothing beyond the standard library and
-psycopg, which the image takes from Debian. Configured by the seed's variables:
+psycopg, which the image takes from Debian. Configured by the Docker specification's variables:
 COORDINATOR_HOST, COORDINATOR_PORT, POSTGRES_DB, POSTGRES_USER, POSTGRES_PASSWORD(_FILE),
 plus CITUS_NODE_NAME (default: this container's host name, which Docker's DNS resolves)
 and CITUS_NODE_PORT (5432).

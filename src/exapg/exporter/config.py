@@ -1,4 +1,4 @@
-"""Exporter settings, read from the seed's environment variables (plus a few of our own).
+"""Exporter settings, read from the environment variables of its specification (plus a few of our own).
 
 A mistake in where the exporter itself listens is fatal (nothing could be served); a
 mistake in a database address is not: that server is reported down with one log line

@@ -19,7 +19,7 @@ from exapg.proc import ServiceUser
 from exapg.settings import Settings
 
 REPO_MONITORING = Path(__file__).resolve().parents[3] / "monitoring"
-RETENTION = "200h"  # the seed's --storage.tsdb.retention.time
+RETENTION = "200h"  # as in the Compose files' --storage.tsdb.retention.time
 SCRAPE_INTERVAL = "15s"
 # Extra URI parameters are sent as session settings: the Citus queries of queries.yaml
 # give up on a worker that does not answer within 2 s instead of Citus's default 30 s

@@ -1,6 +1,6 @@
 """The docker runtime: the compose files under `docker/`, driven through Docker Compose.
 
-Profiles are the seed's file combinations:
+Profiles are the file combinations of the Docker specification:
 
     dev   docker-compose.yml + docker-compose.override.yml
     prod  docker-compose.yml + docker-compose.prod.yml
@@ -54,7 +54,7 @@ EXTRAS = {
     "mgmt": "docker-compose.mgmt.yml",
     "prod": "docker-compose.prod.yml",
 }
-FIXED_WORKERS = 2  # the seed's worker1 and worker2; more come from the scalable `worker`
+FIXED_WORKERS = 2  # docker-compose.yml's worker1 and worker2; more come from the scalable `worker`
 REGISTER_TIMEOUT = 300
 ENGINE_TIMEOUT = 10
 ENGINE_FREE = {"config", "convert", "version"}  # compose subcommands that never call the engine
@@ -384,7 +384,7 @@ class DockerRuntime:
         return found
 
 
-SERVICE_UID = 999  # the postgres user of exapg/postgres (seed 000's `user: "999:999"`)
+SERVICE_UID = 999  # the postgres user of exapg/postgres (the specification's `user: "999:999"`)
 PROD_DEFAULTS = {"EXAPG_DATA_DIR": "/opt/exapg/data", "EXAPG_CONFIG_DIR": "/opt/exapg/config",
                  "EXAPG_LOG_DIR": "/opt/exapg/logs", "EXAPG_BACKUP_DIR": "/opt/exapg/backup"}
 PROD_NODES = ("coordinator", "worker1", "worker2")
@@ -482,7 +482,7 @@ def citus_version(image: str) -> str:
 def pool_size(workers: int) -> int:
     if workers < FIXED_WORKERS:
         raise InvalidParameterError(
-            f"Docker cluster mode has the seed's worker1 and worker2: --workers must be at least {FIXED_WORKERS}")
+            f"Docker cluster mode always has worker1 and worker2 of docker-compose.yml: --workers must be at least {FIXED_WORKERS}")
     return workers - FIXED_WORKERS
 
 

@@ -25,7 +25,7 @@ def binary() -> str:
 def render_ini(
     settings: Settings, *, coordinator_port: int, auth_file: Path, socket_dir: Path
 ) -> str:
-    """Transaction pooling with the seed's limits; SCRAM for clients and for the server."""
+    """Transaction pooling with the limits of the Docker specification; SCRAM for clients and for the server."""
     db = settings.postgres_db
     return "\n".join(
         [
