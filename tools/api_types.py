@@ -54,6 +54,8 @@ class _NoStack:
         return None
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
         raise RuntimeError(f"building the OpenAPI document must not reach the stack ({name})")
 
 
@@ -73,7 +75,9 @@ def document_text() -> str:
 def typescript(document: str) -> str:
     """openapi-typescript's output for `document` (JSON text), under our header."""
     node = shutil.which("node")
-    if node is None or not CLI.is_file():
+    if node is None:
+        raise MissingTool("node is not installed: Node.js 20.19 or newer is needed ('make setup' says how)")
+    if not CLI.is_file():
         raise MissingTool(f"openapi-typescript is not installed ({CLI.relative_to(ROOT)}): run 'make setup'")
     with tempfile.TemporaryDirectory(prefix="exapg-openapi-") as tmp:
         source = Path(tmp) / "openapi.json"
@@ -91,9 +95,26 @@ def generate() -> dict[str, str]:
     return {DOCUMENT: document, TYPES: typescript(document)}
 
 
-def stale(root: Path = ROOT) -> list[str]:
-    return [rel for rel, text in generate().items()
-            if not (root / rel).is_file() or (root / rel).read_text(encoding="utf-8") != text]
+def stale(root: Path = ROOT, generated: dict[str, str] | None = None) -> list[str]:
+    """The files under `root` that differ, byte for byte, from what the code makes."""
+    generated = generate() if generated is None else generated
+    return [rel for rel, text in generated.items() if not _same(root / rel, text)]
+
+
+def _same(path: Path, text: str) -> bool:
+    return path.is_file() and path.read_bytes() == text.encode("utf-8")
+
+
+def write(path: Path, text: str) -> None:
+    """Only a changed file is written: an unchanged one keeps its time, and the front end's
+    build stamp stays valid."""
+    rel = path.relative_to(ROOT)
+    if _same(path, text):
+        print(f"{rel} is up to date")
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(text.encode("utf-8"))
+    print(f"wrote {rel}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,9 +128,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{rel} is out of date: run '{REGENERATE}'", file=sys.stderr)
             return 1 if differing else 0
         for rel, text in generate().items():
-            (ROOT / rel).parent.mkdir(parents=True, exist_ok=True)
-            (ROOT / rel).write_text(text, encoding="utf-8")
-            print(f"wrote {rel}")
+            write(ROOT / rel, text)
     except MissingTool as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 4
