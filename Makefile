@@ -22,7 +22,7 @@ APT_PACKAGES := postgresql-15 pgbouncer prometheus prometheus-postgres-exporter 
 # The front end's build (Vite 7) needs Node.js 20.19 or newer; Debian 12's own is 18.
 NODE_MIN := 20.19
 
-.PHONY: up test setup system venv frontend engine images lint bench docs down clean help
+.PHONY: up test setup system venv frontend engine images lint bench docs types down clean help
 
 help:
 	@echo "make up     set up this machine and start ExaPG (MODE=$(MODE))"
@@ -31,6 +31,7 @@ help:
 	@echo "make lint   ruff and mypy"
 	@echo "make bench  benchmarks (results under bench/)"
 	@echo "make docs   write docs/cli.md and docs/configuration.md from the code"
+	@echo "make types  write frontend/openapi.json and the front end's API types from the code"
 	@echo "make down   stop the stack (data kept)"
 
 up: setup
@@ -105,6 +106,14 @@ bench: setup
 # The CLI and configuration references are generated; tests/docs fails when they are stale.
 docs: venv
 	$(BIN)/python tools/docs_gen.py
+
+# The API's OpenAPI document and the TypeScript types made from it (the pinned openapi-typescript);
+# tests/api/test_frontend_types.py fails when they are stale. Needs the npm packages, not a build:
+# UI code written against a new field does not compile until the types are made.
+types: venv
+	@test -f frontend/node_modules/openapi-typescript/bin/cli.js || \
+		(cd frontend && npm ci --no-audit --no-fund --loglevel=error)
+	$(BIN)/python tools/api_types.py
 
 down: venv
 	$(BIN)/exapg down

@@ -2,8 +2,8 @@
 // here, instead of in every page.
 
 import type {
-  AuditPage, BenchRun, Cluster, Me, Overview, QueryList, Role, SignalResult, Timeseries, Token,
-  TopStatements, User,
+  AuditPage, BenchRun, Cluster, LoginRequest, Me, Overview, PasswordChange, PasswordReset, QueryList,
+  Role, SignalResult, Timeseries, Token, TopStatements, User, UserCreate, UserUpdate,
 } from "./types";
 
 const BASE = (import.meta.env.VITE_API_URL ?? import.meta.env.REACT_APP_API_URL ?? "").replace(/\/$/, "");
@@ -87,14 +87,15 @@ const enc = encodeURIComponent;
 export const api = {
   login: async (username: string, password: string) => {
     const device_token = devices.get(username) ?? undefined;
-    const token = await request<Token>("POST", "/api/auth/login", { username, password, device_token });
+    const body = { username, password, device_token } satisfies LoginRequest;
+    const token = await request<Token>("POST", "/api/auth/login", body);
     devices.set(username, token.device_token);
     return token;
   },
   logout: () => request<void>("POST", "/api/auth/logout"),
   me: () => request<Me>("GET", "/api/auth/me"),
   changePassword: (current_password: string, new_password: string) =>
-    request<Token>("POST", "/api/auth/password", { current_password, new_password }),
+    request<Token>("POST", "/api/auth/password", { current_password, new_password } satisfies PasswordChange),
   overview: () => request<Overview>("GET", "/api/dashboard/overview"),
   timeseries: (minutes: number) =>
     request<Timeseries>("GET", `/api/dashboard/timeseries?minutes=${minutes}`),
@@ -107,11 +108,11 @@ export const api = {
     request<SignalResult>("POST", `/api/queries/${enc(node)}/${pid}/${action}`),
   users: () => request<User[]>("GET", "/api/users"),
   createUser: (username: string, password: string, role: Role) =>
-    request<User>("POST", "/api/users", { username, password, role }),
-  updateUser: (username: string, change: { role?: Role; enabled?: boolean }) =>
+    request<User>("POST", "/api/users", { username, password, role } satisfies UserCreate),
+  updateUser: (username: string, change: UserUpdate) =>
     request<User>("PATCH", `/api/users/${enc(username)}`, change),
   resetPassword: (username: string, password: string) =>
-    request<void>("POST", `/api/users/${enc(username)}/password`, { password }),
+    request<void>("POST", `/api/users/${enc(username)}/password`, { password } satisfies PasswordReset),
   deleteUser: (username: string) => request<void>("DELETE", `/api/users/${enc(username)}`),
   audit: (limit: number, offset: number, action?: string) =>
     request<AuditPage>(

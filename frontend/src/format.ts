@@ -36,3 +36,9 @@ export function percent(ratio: number | null | undefined): string {
 export function time(iso: string | null): string {
   return iso ? new Date(iso).toLocaleString() : "–";
 }
+
+// A value the API declares without a type (a row of pgBouncer's SHOW POOLS): shown as it came.
+export function cell(value: unknown): string {
+  if (value === null || value === undefined) return "–";
+  return typeof value === "object" ? JSON.stringify(value) : String(value);
+}

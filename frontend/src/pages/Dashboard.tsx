@@ -1,7 +1,7 @@
 import { api } from "../api";
 import { Chart } from "../components/Chart";
 import { Badge, ErrorLine, Section, Stat } from "../components/Ui";
-import { bytes, duration, number, percent } from "../format";
+import { bytes, cell, duration, number, percent } from "../format";
 import { usePoll } from "../hooks";
 
 const CHARTS: Record<string, { title: string; format: (v: number) => string }> = {
@@ -60,8 +60,9 @@ export function Dashboard() {
               <tbody>
                 {o.pgbouncer_pools.map((p) => (
                   <tr key={`${p.database}/${p.user}`}>
-                    <td>{p.database}</td><td>{p.user}</td><td>{p.cl_active}</td><td>{p.cl_waiting}</td>
-                    <td>{p.sv_active}</td><td>{p.sv_idle}</td><td>{p.pool_mode}</td>
+                    <td>{cell(p.database)}</td><td>{cell(p.user)}</td><td>{cell(p.cl_active)}</td>
+                    <td>{cell(p.cl_waiting)}</td><td>{cell(p.sv_active)}</td><td>{cell(p.sv_idle)}</td>
+                    <td>{cell(p.pool_mode)}</td>
                   </tr>
                 ))}
               </tbody>
