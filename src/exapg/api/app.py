@@ -22,18 +22,19 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 from exapg import __version__
-from exapg.api import bootstrap, config, web
 from exapg.api.access import StackAccess, stack_access
 from exapg.api.context import AppContext
-from exapg.api.db import Pools
-from exapg.api.errors import ApiError
-from exapg.api.hashing import PasswordChecks
-from exapg.api.login_gate import Gate
-from exapg.api.metrics import Sampler, read_overview, read_pgbouncer_pools
+from exapg.api.core import config, web
+from exapg.api.core.db import Pools
+from exapg.api.core.errors import ApiError
 from exapg.api.routers import audit, auth, bench, cluster, dashboard, health, queries, users
-from exapg.api.shared import SessionCache, SharedReading
-from exapg.api.timeseries import Prometheus
-from exapg.api.topology import inspect
+from exapg.api.services import bootstrap
+from exapg.api.services.hashing import PasswordChecks
+from exapg.api.services.login_gate import Gate
+from exapg.api.services.metrics import Sampler, read_overview, read_pgbouncer_pools
+from exapg.api.services.shared import SessionCache, SharedReading
+from exapg.api.services.timeseries import Prometheus
+from exapg.api.services.topology import inspect
 from exapg.errors import ConfigurationError, ExaPGError
 from exapg.postgres.conn import connect
 from exapg.settings import Settings

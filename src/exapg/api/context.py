@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from exapg.api.access import StackAccess
-from exapg.api.config import ApiConfig
-from exapg.api.db import Pools
-from exapg.api.hashing import PasswordChecks
-from exapg.api.login_gate import Gate
-from exapg.api.metrics import Sampler
-from exapg.api.shared import SessionCache, SharedReading
-from exapg.api.timeseries import Prometheus
+from exapg.api.core.config import ApiConfig
+from exapg.api.core.db import Pools
+from exapg.api.services.hashing import PasswordChecks
+from exapg.api.services.login_gate import Gate
+from exapg.api.services.metrics import Sampler
+from exapg.api.services.shared import SessionCache, SharedReading
+from exapg.api.services.timeseries import Prometheus
 from exapg.settings import Settings
 
 

@@ -12,10 +12,10 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from exapg.api.context import AppContext
+from exapg.api.core.errors import ForbiddenError, NotAuthenticatedError, UnavailableError
+from exapg.api.core.security import TokenClaims, UserRole, decode_token
 from exapg.api.crud import users
-from exapg.api.errors import ForbiddenError, NotAuthenticatedError, UnavailableError
-from exapg.api.security import TokenClaims, UserRole, decode_token
-from exapg.api.shared import Check
+from exapg.api.services.shared import Check
 
 bearer = HTTPBearer(auto_error=False, description="The access token from POST /api/auth/login")
 

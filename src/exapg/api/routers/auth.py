@@ -5,14 +5,14 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, status
 from fastapi.concurrency import run_in_threadpool
 
-from exapg.api import auth
 from exapg.api.context import AppContext
+from exapg.api.core.errors import NotAuthenticatedError
+from exapg.api.core.security import UserRole, hash_password, issue_token, require_strong_password
 from exapg.api.crud import audit, users
 from exapg.api.deps import ClientAddr, Ctx, CurrentUser
-from exapg.api.errors import NotAuthenticatedError
 from exapg.api.schemas.auth import LoginRequest, MePublic, PasswordChange, TokenPublic
 from exapg.api.schemas.users import UserPublic
-from exapg.api.security import UserRole, hash_password, issue_token, require_strong_password
+from exapg.api.services import auth
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 PASSWORD_CHANGE = "password_change"  # noqa: S105 - an audit action, not a secret

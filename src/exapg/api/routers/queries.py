@@ -4,13 +4,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from exapg.api import activity
+from exapg.api.core.security import UserRole
 from exapg.api.crud import audit
 from exapg.api.deps import Admin, ClientAddr, Ctx, Operator, Principal, Viewer
 from exapg.api.schemas.common import NodeName, Pid
 from exapg.api.schemas.queries import QueryList, SignalResult, TopStatements
-from exapg.api.security import UserRole
-from exapg.api.topology import node_names, require_node
+from exapg.api.services import activity
+from exapg.api.services.topology import node_names, require_node
 
 router = APIRouter(prefix="/api/queries", tags=["queries"])
 NodePath = Annotated[NodeName, Path()]

@@ -4,11 +4,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, status
 
+from exapg.api.core.security import hash_password, require_strong_password
 from exapg.api.crud import audit, users
 from exapg.api.deps import Admin, ClientAddr, Ctx
 from exapg.api.schemas.common import USERNAME_PATTERN
 from exapg.api.schemas.users import PasswordReset, UserCreate, UserPublic, UserUpdate
-from exapg.api.security import hash_password, require_strong_password
 
 router = APIRouter(prefix="/api/users", tags=["users"])
 UserPath = Annotated[str, Path(pattern=USERNAME_PATTERN, min_length=3, max_length=63)]

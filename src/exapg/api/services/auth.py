@@ -28,17 +28,17 @@ import psycopg
 from fastapi.concurrency import run_in_threadpool
 
 from exapg.api.context import AppContext
-from exapg.api.crud import attempts, audit, users
-from exapg.api.errors import NotAuthenticatedError, RateLimitedError
-from exapg.api.hashing import Lane
-from exapg.api.login_gate import message as _message
-from exapg.api.security import (
+from exapg.api.core.errors import NotAuthenticatedError, RateLimitedError
+from exapg.api.core.security import (
     TokenClaims,
     UserRole,
     device_of,
     issue_device_token,
     issue_token,
 )
+from exapg.api.crud import attempts, audit, users
+from exapg.api.services.hashing import Lane
+from exapg.api.services.login_gate import message as _message
 
 FAILURE_WINDOW = 15 * 60
 FREE_FAILURES = 5

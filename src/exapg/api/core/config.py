@@ -25,8 +25,8 @@ from exapg.errors import ConfigurationError
 
 DEFAULT_TOKEN_TTL = 8 * 3600
 MIN_SECRET_LENGTH = 32
-REPO_UI_DIR = Path(__file__).resolve().parents[3] / "frontend" / "dist"
-PACKAGED_UI_DIR = Path(__file__).resolve().parents[1] / "static" / "ui"
+REPO_UI_DIR = Path(__file__).resolve().parents[4] / "frontend" / "dist"
+PACKAGED_UI_DIR = Path(__file__).resolve().parents[2] / "static" / "ui"
 
 
 @dataclass(frozen=True)

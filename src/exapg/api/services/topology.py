@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 
 from exapg.api.context import AppContext
-from exapg.api.errors import NotFoundError
+from exapg.api.core.errors import NotFoundError
 from exapg.cluster.citus import CitusState, citus_state
 from exapg.cluster.probe import NodeReport, inspect_cluster
 from exapg.cluster.topology import Topology
