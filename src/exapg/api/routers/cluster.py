@@ -13,9 +13,9 @@ router = APIRouter(prefix="/api/cluster", tags=["cluster"])
 
 @router.get("")
 def cluster(_: Viewer, ctx: Ctx) -> ClusterPublic:
-    topology, reports = inspect(ctx)
-    found, error = services(ctx)
-    state, citus_error = citus(ctx)
+    topology, reports = inspect(ctx.access, ctx.pools)
+    found, error = services(ctx.access)
+    state, citus_error = citus(ctx.access, ctx.pools)
     return ClusterPublic(
         mode=str(topology.mode),
         nodes=[NodePublic.model_validate(r.to_dict()) for r in reports],

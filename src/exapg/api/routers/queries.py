@@ -31,7 +31,7 @@ def list_queries(
 ) -> QueryList:
     rows, errors = activity.list_activity(
         ctx.pools,
-        node_names(ctx),
+        node_names(ctx.access),
         include_idle=include_idle,
         include_internal=include_internal,
         every_literal=_every_literal(user),
@@ -52,7 +52,7 @@ def top(user: Viewer, ctx: Ctx, limit: Annotated[int, Query(ge=1, le=100)] = 20)
 def _signal(
     ctx: Ctx, user: Principal, addr: str | None, node: str, pid: int, action: str
 ) -> SignalResult:
-    require_node(ctx, node)
+    require_node(ctx.access, node)
     detail = {"node": node, "pid": pid}
     try:
         done = activity.signal_backend(ctx.pools, node=node, pid=pid, action=action)
