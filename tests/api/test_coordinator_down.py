@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 
-from exapg.api.db import POOL_WAIT
+from exapg.api.core.db import POOL_WAIT
 from tests.api.fixtures import unique_name
 
 pytestmark = pytest.mark.integration

@@ -45,7 +45,7 @@ def docker_env(ha_stack, database: str, **extra: str) -> dict[str, str]:
 def test_generated_first_admin_is_logged_once_and_works(ha_stack, fresh_database, caplog):
     env = docker_env(ha_stack, fresh_database)
     app = create_app(Settings.load(environ=env), environ=env)
-    with caplog.at_level(logging.WARNING, logger="exapg.api.bootstrap"), TestClient(app) as client:
+    with caplog.at_level(logging.WARNING, logger="exapg.api.services.bootstrap"), TestClient(app) as client:
         found = re.search(r"generated password (\S+):", caplog.text)
         assert found, caplog.text
         login = client.post("/api/auth/login", json={"username": "admin", "password": found.group(1)})
@@ -56,7 +56,7 @@ def test_generated_first_admin_is_logged_once_and_works(ha_stack, fresh_database
         cluster = client.get("/api/cluster", headers={"Authorization": f"Bearer {token}"}).json()
         assert [n["name"] for n in cluster["nodes"]] == ["coordinator", "standby"]  # found by the coordinator
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="exapg.api.bootstrap"), TestClient(create_app(
+    with caplog.at_level(logging.WARNING, logger="exapg.api.services.bootstrap"), TestClient(create_app(
             Settings.load(environ=env), environ=env)):
         assert "generated password" not in caplog.text  # only the first start
 

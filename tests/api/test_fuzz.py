@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
 from exapg.api.app import create_app
+from exapg.api.core.security import hash_password
 from exapg.api.crud import users
-from exapg.api.security import hash_password
 from exapg.postgres.conn import connect
 from tests.api.fixtures import unique_name
 

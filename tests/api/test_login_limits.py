@@ -19,8 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from exapg.api.auth import FREE_FAILURES, MAX_FAILURES_PER_ADDRESS, MAX_FAILURES_PER_DEVICE
-from exapg.api.db import POOL_WAIT
+from exapg.api.core.db import POOL_WAIT
+from exapg.api.services.auth import FREE_FAILURES, MAX_FAILURES_PER_ADDRESS, MAX_FAILURES_PER_DEVICE
 from tests.api.fixtures import unique_name
 
 pytestmark = pytest.mark.integration

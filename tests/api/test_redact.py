@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from exapg.api.redact import redact_sql
+from exapg.api.services.redact import redact_sql
 
 S = "hunter2-Secret"
 

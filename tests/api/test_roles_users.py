@@ -77,3 +77,22 @@ def test_the_last_admin_cannot_be_removed(api_server, admin):
     assert admin.patch(f"/api/users/{second}", json={"role": "operator"}).status_code == 200
     assert admin.delete(f"/api/users/{second}").status_code == 204
     assert api_server.login("admin", api_server.admin_password).status_code == 200
+
+
+def test_failed_changes_are_audited_with_their_reason(api_server, admin):
+    """A refused change leaves a failure record, as a done one leaves a success."""
+    name, password = unique_name("dup"), secrets.token_urlsafe(16)
+    body = {"username": name, "password": password, "role": "viewer"}
+    assert admin.post("/api/users", json=body).status_code == 201
+    assert admin.post("/api/users", json=body).status_code == 409
+    assert admin.delete("/api/users/nosuchuser").status_code == 404
+    assert admin.delete(f"/api/users/{name}").status_code == 204
+    created = [e for e in admin.get("/api/audit", params={"action": "user_create"}).json()["items"]
+               if e["target"] == name]
+    assert [e["success"] for e in created] == [False, True]  # newest first
+    assert created[0]["actor"] == "admin" and created[0]["client_addr"] == "127.0.0.1"
+    assert created[0]["detail"] == {"role": "viewer", "reason": "conflict",
+                                    "error": f"a user named {name!r} already exists"}
+    deleted = admin.get("/api/audit", params={"action": "user_delete", "actor": "admin"}).json()["items"]
+    missing = [e for e in deleted if e["target"] == "nosuchuser"]
+    assert missing and missing[0]["success"] is False and missing[0]["detail"]["reason"] == "not_found"

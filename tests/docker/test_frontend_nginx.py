@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from exapg.api.web import APP_CSP
+from exapg.api.core.web import APP_CSP
 from tests.docker.scratch import as_service_user, free_port, give, scratch_dir
 
 CONF = Path(__file__).resolve().parents[2] / "docker" / "nginx" / "frontend.conf"

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from exapg.api.config import REPO_UI_DIR
+from exapg.api.core.config import REPO_UI_DIR
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

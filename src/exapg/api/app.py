@@ -12,30 +12,20 @@ import logging
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
 
-import psycopg
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 from exapg import __version__
-from exapg.api import bootstrap, config, web
 from exapg.api.access import StackAccess, stack_access
-from exapg.api.context import AppContext
-from exapg.api.db import Pools
-from exapg.api.errors import ApiError
-from exapg.api.hashing import PasswordChecks
-from exapg.api.login_gate import Gate
-from exapg.api.metrics import Sampler, read_overview, read_pgbouncer_pools
+from exapg.api.context import AppContext, build_context
+from exapg.api.core import config, web
+from exapg.api.core.errors import ApiError, add_error_handlers
 from exapg.api.routers import audit, auth, bench, cluster, dashboard, health, queries, users
-from exapg.api.shared import SessionCache, SharedReading
-from exapg.api.timeseries import Prometheus
-from exapg.api.topology import inspect
-from exapg.errors import ConfigurationError, ExaPGError
-from exapg.postgres.conn import connect
+from exapg.api.services import bootstrap
+from exapg.errors import ExaPGError
 from exapg.settings import Settings
 
 log = logging.getLogger("exapg.api")
@@ -60,64 +50,11 @@ def create_app(
     )
     app.state.ctx = ctx
     _add_middleware(app, ctx)
-    _add_error_handlers(app)
+    add_error_handlers(app)
     for module in ROUTERS:
         app.include_router(module.router)
     web.mount_frontend(app, ctx.config.ui_dir)
     return app
-
-
-def build_context(settings: Settings, access: StackAccess, env: Mapping[str, str]) -> AppContext:
-    secret = access.api_secret_key()
-    if not secret:
-        raise ConfigurationError("API_SECRET_KEY is not set: set it (or API_SECRET_KEY_FILE)")
-    api_config = config.ApiConfig(
-        secret_key=secret,
-        admin_password=access.admin_password(),
-        frontend_origins=config.frontend_origins(settings.mgmt_frontend_port, env),
-        prometheus_url=env.get("EXAPG_PROMETHEUS_URL")
-        or f"http://127.0.0.1:{settings.prometheus_port}",
-        token_ttl=config.token_ttl(env),
-        ui_dir=config.ui_dir(env),
-        sample_interval=config.sample_interval(env),
-        overview_ttl=config.overview_ttl(env),
-        session_ttl=config.session_ttl(env),
-    )
-    pools = Pools(access)
-    holder: list[AppContext] = []  # the sampler inspects nodes through the finished context
-    sampler = Sampler(
-        interval=api_config.sample_interval,
-        overview=lambda: _read_overview(pools),
-        nodes=lambda: inspect(holder[0])[1],
-        pools=lambda: _read_pooler(access),
-    )
-    ctx = AppContext(
-        settings=settings,
-        config=api_config,
-        access=access,
-        pools=pools,
-        sampler=sampler,
-        prometheus=Prometheus(api_config.prometheus_url),
-        overview_cache=SharedReading(api_config.overview_ttl),
-        sessions=SessionCache(api_config.session_ttl),
-        password_checks=PasswordChecks(),
-        login_gate=Gate(),
-    )
-    holder.append(ctx)
-    return ctx
-
-
-def _read_overview(pools: Pools) -> dict[str, Any]:
-    with pools.connection() as conn:
-        return read_overview(conn)
-
-
-def _read_pooler(access: StackAccess) -> list[dict[str, Any]] | None:
-    dsn = access.pooler_dsn()
-    if dsn is None:
-        return None
-    with connect(dsn, statement_timeout_ms=0) as conn:
-        return read_pgbouncer_pools(conn)
 
 
 @asynccontextmanager
@@ -172,23 +109,3 @@ def _add_middleware(app: FastAPI, ctx: AppContext) -> None:
         max_age=600,
     )
     app.add_middleware(web.SecurityHeaders)
-
-
-def _add_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ApiError)
-    async def api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=exc.status_code, headers=exc.headers)
-
-    @app.exception_handler(ExaPGError)
-    async def exapg_error(_: Request, exc: ExaPGError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=503)
-
-    @app.exception_handler(psycopg.errors.QueryCanceled)
-    async def timeout(_: Request, exc: psycopg.Error) -> JSONResponse:
-        return JSONResponse({"detail": "the database did not answer in time"}, status_code=504)
-
-    @app.exception_handler(psycopg.Error)
-    async def database_error(_: Request, exc: psycopg.Error) -> JSONResponse:
-        log.error("database error: %s", exc)
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return JSONResponse({"detail": f"database error: {first}"}, status_code=503)

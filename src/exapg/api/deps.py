@@ -1,4 +1,4 @@
-"""FastAPI dependencies: the app context, the current user, and role checks.
+"""FastAPI dependencies: the app context, the current user, role checks, the auditor.
 
 All async: a sync dependency costs a trip through the thread pool on every request.
 """
@@ -12,10 +12,11 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from exapg.api.context import AppContext
+from exapg.api.core.errors import ForbiddenError, NotAuthenticatedError, UnavailableError
+from exapg.api.core.security import TokenClaims, UserRole, decode_token
 from exapg.api.crud import users
-from exapg.api.errors import ForbiddenError, NotAuthenticatedError, UnavailableError
-from exapg.api.security import TokenClaims, UserRole, decode_token
-from exapg.api.shared import Check
+from exapg.api.services.audit import Auditor
+from exapg.api.services.shared import Check
 
 bearer = HTTPBearer(auto_error=False, description="The access token from POST /api/auth/login")
 
@@ -103,3 +104,11 @@ CurrentUser = Annotated[Principal, Depends(current_user)]
 Viewer = Annotated[Principal, Depends(require(UserRole.VIEWER))]
 Operator = Annotated[Principal, Depends(require(UserRole.OPERATOR))]
 Admin = Annotated[Principal, Depends(require(UserRole.ADMIN))]
+
+
+async def auditor(ctx: Ctx, user: CurrentUser, addr: ClientAddr) -> Auditor:
+    """Audit records of the current user, from the request's address (see services.audit)."""
+    return Auditor(ctx.pools, user.username, addr)
+
+
+Audit = Annotated[Auditor, Depends(auditor)]

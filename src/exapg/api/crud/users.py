@@ -8,8 +8,8 @@ from datetime import datetime
 import psycopg
 from psycopg.rows import class_row
 
-from exapg.api.errors import ConflictError, NotFoundError
-from exapg.api.security import UserRole
+from exapg.api.core.errors import ConflictError, NotFoundError
+from exapg.api.core.security import UserRole
 
 COLUMNS = "username, role, enabled, created_at, updated_at, last_login_at"
 

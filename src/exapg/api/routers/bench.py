@@ -7,8 +7,8 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from exapg.api.core.errors import NotFoundError
 from exapg.api.deps import Ctx, Viewer
-from exapg.api.errors import NotFoundError
 
 router = APIRouter(prefix="/api/bench", tags=["bench"])
 

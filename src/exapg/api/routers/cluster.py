@@ -6,16 +6,16 @@ from fastapi import APIRouter
 
 from exapg.api.deps import Ctx, Viewer
 from exapg.api.schemas.cluster import CitusPublic, ClusterPublic, NodePublic, ServicePublic
-from exapg.api.topology import citus, inspect, services
+from exapg.api.services.topology import citus, inspect, services
 
 router = APIRouter(prefix="/api/cluster", tags=["cluster"])
 
 
 @router.get("")
 def cluster(_: Viewer, ctx: Ctx) -> ClusterPublic:
-    topology, reports = inspect(ctx)
-    found, error = services(ctx)
-    state, citus_error = citus(ctx)
+    topology, reports = inspect(ctx.access, ctx.pools)
+    found, error = services(ctx.access)
+    state, citus_error = citus(ctx.access, ctx.pools)
     return ClusterPublic(
         mode=str(topology.mode),
         nodes=[NodePublic.model_validate(r.to_dict()) for r in reports],

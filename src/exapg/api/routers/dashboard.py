@@ -4,9 +4,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from exapg.api import dashboard, timeseries
 from exapg.api.deps import Ctx, Viewer
 from exapg.api.schemas.dashboard import OverviewPublic, SeriesPublic, TimeseriesPublic
+from exapg.api.services import dashboard, timeseries
 
 router = APIRouter(prefix="/api/dashboard", tags=["dashboard"])
 

@@ -4,13 +4,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from exapg.api import activity
-from exapg.api.crud import audit
-from exapg.api.deps import Admin, ClientAddr, Ctx, Operator, Principal, Viewer
+from exapg.api.core.security import UserRole
+from exapg.api.deps import Admin, Audit, Ctx, Operator, Principal, Viewer
 from exapg.api.schemas.common import NodeName, Pid
 from exapg.api.schemas.queries import QueryList, SignalResult, TopStatements
-from exapg.api.security import UserRole
-from exapg.api.topology import node_names, require_node
+from exapg.api.services import activity
+from exapg.api.services.audit import Auditor
+from exapg.api.services.topology import node_names, require_node
 
 router = APIRouter(prefix="/api/queries", tags=["queries"])
 NodePath = Annotated[NodeName, Path()]
@@ -31,7 +31,7 @@ def list_queries(
 ) -> QueryList:
     rows, errors = activity.list_activity(
         ctx.pools,
-        node_names(ctx),
+        node_names(ctx.access),
         include_idle=include_idle,
         include_internal=include_internal,
         every_literal=_every_literal(user),
@@ -49,49 +49,21 @@ def top(user: Viewer, ctx: Ctx, limit: Annotated[int, Query(ge=1, le=100)] = 20)
     )
 
 
-def _signal(
-    ctx: Ctx, user: Principal, addr: str | None, node: str, pid: int, action: str
-) -> SignalResult:
-    require_node(ctx, node)
-    detail = {"node": node, "pid": pid}
-    try:
-        done = activity.signal_backend(ctx.pools, node=node, pid=pid, action=action)
-    except Exception:
-        with ctx.pools.connection() as conn:
-            audit.record(
-                conn,
-                actor=user.username,
-                action=f"query_{action}",
-                target=f"{node}:{pid}",
-                success=False,
-                client_addr=addr,
-                detail=detail,
-            )
-        raise
-    with ctx.pools.connection() as conn:
-        audit.record(
-            conn,
-            actor=user.username,
-            action=f"query_{action}",
-            target=f"{node}:{pid}",
-            success=done,
-            client_addr=addr,
-            detail=detail,
-        )
-    return SignalResult(node=node, pid=pid, action=action, signalled=done)
+def _signal(ctx: Ctx, audit: Auditor, node: str, pid: int, action: str) -> SignalResult:
+    require_node(ctx.access, node)
+    with audit.action(f"query_{action}", target=f"{node}:{pid}",
+                      detail={"node": node, "pid": pid}) as outcome:
+        outcome.success = activity.signal_backend(ctx.pools, node=node, pid=pid, action=action)
+    return SignalResult(node=node, pid=pid, action=action, signalled=outcome.success)
 
 
 @router.post("/{node}/{pid}/cancel", responses={404: {}})
-def cancel(
-    node: NodePath, pid: PidPath, user: Operator, ctx: Ctx, addr: ClientAddr
-) -> SignalResult:
+def cancel(node: NodePath, pid: PidPath, _: Operator, ctx: Ctx, audit: Audit) -> SignalResult:
     """Cancel the running statement of a session (operator or admin)."""
-    return _signal(ctx, user, addr, node, pid, "cancel")
+    return _signal(ctx, audit, node, pid, "cancel")
 
 
 @router.post("/{node}/{pid}/terminate", responses={404: {}})
-def terminate(
-    node: NodePath, pid: PidPath, user: Admin, ctx: Ctx, addr: ClientAddr
-) -> SignalResult:
+def terminate(node: NodePath, pid: PidPath, _: Admin, ctx: Ctx, audit: Audit) -> SignalResult:
     """Terminate a session (admin only)."""
-    return _signal(ctx, user, addr, node, pid, "terminate")
+    return _signal(ctx, audit, node, pid, "terminate")

@@ -4,11 +4,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, status
 
-from exapg.api.crud import audit, users
-from exapg.api.deps import Admin, ClientAddr, Ctx
+from exapg.api.core.security import require_strong_password
+from exapg.api.crud import users
+from exapg.api.deps import Admin, Audit, Ctx
 from exapg.api.schemas.common import USERNAME_PATTERN
 from exapg.api.schemas.users import PasswordReset, UserCreate, UserPublic, UserUpdate
-from exapg.api.security import hash_password, require_strong_password
+from exapg.api.services import users as manage
 
 router = APIRouter(prefix="/api/users", tags=["users"])
 UserPath = Annotated[str, Path(pattern=USERNAME_PATTERN, min_length=3, max_length=63)]
@@ -25,20 +26,10 @@ def list_users(_: Admin, ctx: Ctx) -> list[UserPublic]:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses={409: {}})
-def create_user(body: UserCreate, admin: Admin, ctx: Ctx, addr: ClientAddr) -> UserPublic:
+def create_user(body: UserCreate, _: Admin, ctx: Ctx, audit: Audit) -> UserPublic:
     require_strong_password(body.password, username=body.username)
-    hashed = hash_password(body.password)
-    with ctx.pools.connection() as conn:
-        user = users.create_user(conn, username=body.username, role=body.role, hashed=hashed)
-        audit.record(
-            conn,
-            actor=admin.username,
-            action="user_create",
-            target=body.username,
-            success=True,
-            client_addr=addr,
-            detail={"role": str(body.role)},
-        )
+    with audit.action("user_create", target=body.username, detail={"role": str(body.role)}):
+        user = manage.create(ctx.pools, username=body.username, role=body.role, password=body.password)
     return _public(user)
 
 
@@ -49,53 +40,22 @@ def get_user(username: UserPath, _: Admin, ctx: Ctx) -> UserPublic:
 
 
 @router.patch("/{username}", responses={404: {}, 409: {}})
-def update_user(
-    username: UserPath, body: UserUpdate, admin: Admin, ctx: Ctx, addr: ClientAddr
-) -> UserPublic:
-    with ctx.pools.connection() as conn:
-        user = users.update_user(conn, username=username, role=body.role, enabled=body.enabled)
-        ctx.sessions.forget_user(username)
-        audit.record(
-            conn,
-            actor=admin.username,
-            action="user_update",
-            target=username,
-            success=True,
-            client_addr=addr,
-            detail=body.model_dump(mode="json", exclude_none=True),
-        )
+def update_user(username: UserPath, body: UserUpdate, _: Admin, ctx: Ctx, audit: Audit) -> UserPublic:
+    with audit.action("user_update", target=username,
+                      detail=body.model_dump(mode="json", exclude_none=True)):
+        user = manage.update(ctx.pools, ctx.sessions, username=username, role=body.role,
+                             enabled=body.enabled)
     return _public(user)
 
 
 @router.post("/{username}/password", status_code=status.HTTP_204_NO_CONTENT, responses={404: {}})
-def reset_password(
-    username: UserPath, body: PasswordReset, admin: Admin, ctx: Ctx, addr: ClientAddr
-) -> None:
+def reset_password(username: UserPath, body: PasswordReset, _: Admin, ctx: Ctx, audit: Audit) -> None:
     require_strong_password(body.password, username=username)
-    hashed = hash_password(body.password)
-    with ctx.pools.connection() as conn:
-        users.set_password(conn, username=username, hashed=hashed)
-        ctx.sessions.forget_user(username)
-        audit.record(
-            conn,
-            actor=admin.username,
-            action="password_reset",
-            target=username,
-            success=True,
-            client_addr=addr,
-        )
+    with audit.action("password_reset", target=username):
+        manage.set_password(ctx.pools, ctx.sessions, username=username, password=body.password)
 
 
 @router.delete("/{username}", status_code=status.HTTP_204_NO_CONTENT, responses={404: {}, 409: {}})
-def delete_user(username: UserPath, admin: Admin, ctx: Ctx, addr: ClientAddr) -> None:
-    with ctx.pools.connection() as conn:
-        users.delete_user(conn, username=username)
-        ctx.sessions.forget_user(username)
-        audit.record(
-            conn,
-            actor=admin.username,
-            action="user_delete",
-            target=username,
-            success=True,
-            client_addr=addr,
-        )
+def delete_user(username: UserPath, _: Admin, ctx: Ctx, audit: Audit) -> None:
+    with audit.action("user_delete", target=username):
+        manage.delete(ctx.pools, ctx.sessions, username=username)

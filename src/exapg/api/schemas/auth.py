@@ -5,9 +5,9 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field
 
+from exapg.api.core.security import UserRole
 from exapg.api.schemas.common import Body, Username
 from exapg.api.schemas.users import NewPassword, UserPublic
-from exapg.api.security import UserRole
 
 LoginPassword = Annotated[str, Field(min_length=1, max_length=1024)]
 

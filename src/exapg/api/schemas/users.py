@@ -5,8 +5,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, model_validator
 
+from exapg.api.core.security import UserRole
 from exapg.api.schemas.common import Body, Username
-from exapg.api.security import UserRole
 from exapg.passwords import MIN_PASSWORD, RULE
 
 # The length is checked here; the whole rule (exapg.passwords) by the routes, which know the user.

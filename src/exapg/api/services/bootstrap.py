@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import psycopg
 
+from exapg.api.core.security import UserRole, hash_password
 from exapg.api.crud import audit, users
-from exapg.api.security import UserRole, hash_password
 from exapg.credentials import Secrets
 from exapg.errors import ConfigurationError
 from exapg.settings import Settings

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import psycopg
 
-from exapg.api.context import AppContext
-from exapg.api.errors import NotFoundError
+from exapg.api.access import StackAccess
+from exapg.api.core.db import Pools
+from exapg.api.core.errors import NotFoundError
 from exapg.cluster.citus import CitusState, citus_state
 from exapg.cluster.probe import NodeReport, inspect_cluster
 from exapg.cluster.topology import Topology
@@ -15,39 +16,40 @@ from exapg.status import ServiceStatus
 NODE_WAIT = 3.0
 
 
-def inspect(ctx: AppContext) -> tuple[Topology, list[NodeReport]]:
-    topology = ctx.access.topology()
-    hosts = {n.name: ctx.access.dsn(n.name).host for n in topology.nodes}
+def inspect(access: StackAccess, pools: Pools) -> tuple[Topology, list[NodeReport]]:
+    topology = access.topology()
+    hosts = {n.name: access.dsn(n.name).host for n in topology.nodes}
     reports = inspect_cluster(
         topology,
-        lambda node: ctx.pools.connection(node.name, timeout=NODE_WAIT),
+        lambda node: pools.connection(node.name, timeout=NODE_WAIT),
         host_for=lambda node: hosts[node.name],
     )
     return topology, reports
 
 
-def citus(ctx: AppContext) -> tuple[CitusState | None, str | None]:
+def citus(access: StackAccess, pools: Pools) -> tuple[CitusState | None, str | None]:
     """Citus state from the coordinator, or why it could not be read (None, None: no Citus)."""
-    coordinator = ctx.access.topology().coordinator.name
+    coordinator = access.topology().coordinator.name
     try:
-        with ctx.pools.connection(coordinator, timeout=NODE_WAIT) as conn:
+        with pools.connection(coordinator, timeout=NODE_WAIT) as conn:
             return citus_state(conn), None
     except (ExaPGError, psycopg.Error) as exc:
         return None, str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-def services(ctx: AppContext) -> tuple[list[ServiceStatus], str | None]:
+def services(access: StackAccess) -> tuple[list[ServiceStatus], str | None]:
     try:
-        return ctx.access.services(), None
+        return access.services(), None
     except ExaPGError as exc:
         return [], str(exc)
 
 
-def node_names(ctx: AppContext) -> list[str]:
-    return [n.name for n in ctx.access.topology().nodes]
+def node_names(access: StackAccess) -> list[str]:
+    return [n.name for n in access.topology().nodes]
 
 
-def require_node(ctx: AppContext, name: str) -> None:
-    names = node_names(ctx)
+def require_node(access: StackAccess, name: str) -> None:
+    names = node_names(access)
     if name not in names:
         raise NotFoundError(f"no node named {name!r} (nodes: {', '.join(names)})")
+

@@ -9,9 +9,9 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from exapg.api.db import APP_NAME, Pools
-from exapg.api.errors import NotFoundError
-from exapg.api.redact import redact_sql
+from exapg.api.core.db import APP_NAME, Pools
+from exapg.api.core.errors import NotFoundError
+from exapg.api.services.redact import redact_sql
 from exapg.errors import ExaPGError
 
 ACTIVITY_SQL = """

@@ -16,8 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from enum import StrEnum
 
-from exapg.api.errors import RateLimitedError
-from exapg.api.security import verify_password
+from exapg.api.core.errors import RateLimitedError
+from exapg.api.core.security import verify_password
 
 
 class Lane(StrEnum):

@@ -18,7 +18,10 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from exapg.api.access import StackAccess
+from exapg.api.core.db import Pools
 from exapg.cluster.probe import NodeReport
+from exapg.postgres.conn import connect
 
 # {size} is pg_database_size(...) for the sampler and NULL on the request path: it stats
 # every file of the database (about 1 ms of the 1.7 ms this query costs), and a size
@@ -58,6 +61,12 @@ def read_overview(conn: psycopg.Connection) -> dict[str, Any]:
     assert row is not None
     row["at"] = time.time()
     return row
+
+
+def read_coordinator(pools: Pools) -> dict[str, Any]:
+    """The sampler's reading of the coordinator, through the API's pools."""
+    with pools.connection() as conn:
+        return read_overview(conn)
 
 
 async def read_live_overview(conn: psycopg.AsyncConnection) -> dict[str, Any]:
@@ -223,3 +232,12 @@ def read_pgbouncer_pools(conn: psycopg.Connection) -> list[dict[str, Any]]:
     return [
         {k: r.get(k) for k in SHOW_POOLS_FIELDS} for r in rows if r.get("database") != "pgbouncer"
     ]
+
+
+def read_pooler(access: StackAccess) -> list[dict[str, Any]] | None:
+    """pgBouncer's pools; None when the stack has no pooler the API can reach."""
+    dsn = access.pooler_dsn()
+    if dsn is None:
+        return None
+    with connect(dsn, statement_timeout_ms=0) as conn:
+        return read_pgbouncer_pools(conn)

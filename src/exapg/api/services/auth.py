@@ -28,17 +28,19 @@ import psycopg
 from fastapi.concurrency import run_in_threadpool
 
 from exapg.api.context import AppContext
-from exapg.api.crud import attempts, audit, users
-from exapg.api.errors import NotAuthenticatedError, RateLimitedError
-from exapg.api.hashing import Lane
-from exapg.api.login_gate import message as _message
-from exapg.api.security import (
+from exapg.api.core.errors import NotAuthenticatedError, RateLimitedError
+from exapg.api.core.security import (
     TokenClaims,
     UserRole,
     device_of,
     issue_device_token,
     issue_token,
 )
+from exapg.api.crud import attempts, audit, users
+from exapg.api.services import users as manage
+from exapg.api.services.audit import Auditor
+from exapg.api.services.hashing import Lane
+from exapg.api.services.login_gate import message as _message
 
 FAILURE_WINDOW = 15 * 60
 FREE_FAILURES = 5
@@ -46,6 +48,7 @@ MAX_DELAY = 60.0
 MAX_FAILURES_PER_DEVICE = 5
 MAX_FAILURES_PER_ADDRESS = 20
 REFUSAL_DELAY = 1.0  # seconds a refused login waits for its answer (costs nothing meanwhile)
+PASSWORD_CHANGE = "password_change"  # noqa: S105 - an audit action, not a secret
 
 
 @dataclass(frozen=True)
@@ -154,7 +157,7 @@ def _reserve(
         )
         if refusal is None and attempt is not None:
             return attempt, users.credentials(conn, username=username)
-        _refused(conn, username, client_addr, action, "rate_limited")
+        _refused(ctx, conn, username, client_addr, action, "rate_limited")
     assert refusal is not None
     ctx.login_gate.close(refusal.key, refusal.wait)
     raise RateLimitedError(refusal.message, int(refusal.wait) + 1)
@@ -186,19 +189,52 @@ def _finish(
     with ctx.pools.connection() as conn:
         attempts.finish(conn, attempt=attempt, ok=failure is None)
         if failure is not None:
-            _refused(conn, username, client_addr, action, failure)
+            _refused(ctx, conn, username, client_addr, action, failure)
 
 
 def _logged_in(ctx: AppContext, username: str, client_addr: str | None) -> users.User:
     with ctx.pools.connection() as conn:
         users.record_login(conn, username=username)
-        audit.record(conn, actor=username, action=audit.LOGIN, target=username, success=True,
-                     client_addr=client_addr)
+        _auditor(ctx, username, client_addr).record(conn, audit.LOGIN, target=username, success=True)
         return users.get_user(conn, username=username)
 
 
 def _refused(
-    conn: psycopg.Connection, username: str, client_addr: str | None, action: str, reason: str
+    ctx: AppContext, conn: psycopg.Connection, username: str, client_addr: str | None, action: str,
+    reason: str,
 ) -> None:
-    audit.record(conn, actor=username, action=action, target=username, success=False,
-                 client_addr=client_addr, detail={"reason": reason})
+    """A refused check, written with the attempt it refused. Refusals answered from memory
+    (the gate, a full lane) are not written: a flood must not reach the database."""
+    _auditor(ctx, username, client_addr).record(
+        conn, action, target=username, success=False, detail={"reason": reason}
+    )
+
+
+def _auditor(ctx: AppContext, username: str, client_addr: str | None) -> Auditor:
+    """The claimed user is the actor of a login (no session proves who it is yet)."""
+    return Auditor(ctx.pools, username, client_addr)
+
+
+def new_password(
+    ctx: AppContext, *, found: users.Credentials, username: str, password: str
+) -> tuple[str, TokenClaims, users.User]:
+    """Set a password checked by `checked`; every other session of the user ends. The token
+    for this session, its claims and the user."""
+    generation = manage.set_password(ctx.pools, ctx.sessions, username=username, password=password)
+    with ctx.pools.connection() as conn:
+        account = users.get_user(conn, username=username)
+    token, claims = issue_token(
+        ctx.config.secret_key,
+        username=username,
+        role=UserRole(account.role),
+        uid=found.id,
+        generation=generation,
+        ttl=ctx.config.token_ttl,
+    )
+    return token, claims, account
+
+
+def logout(ctx: AppContext, *, jti: str, expires_at: int) -> None:
+    with ctx.pools.connection() as conn:
+        users.revoke_token(conn, jti=jti, expires_at=expires_at)
+    ctx.sessions.forget_token(jti)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from exapg.api.errors import RateLimitedError
+from exapg.api.core.errors import RateLimitedError
 
 
 class Gate:

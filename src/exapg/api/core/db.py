@@ -18,7 +18,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
 from exapg.api.access import StackAccess
-from exapg.api.errors import UnavailableError
+from exapg.api.core.errors import UnavailableError
 
 APP_NAME = "exapg-mgmt"
 STATEMENT_TIMEOUT_MS = 10_000

@@ -12,7 +12,7 @@ import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from exapg.api.errors import InvalidInputError
+from exapg.api.core.errors import InvalidInputError
 from exapg.passwords import password_problem
 
 ISSUER = "exapg"

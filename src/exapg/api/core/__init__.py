@@ -1,0 +1,1 @@
+"""Plumbing of the management API: configuration, pools, errors, tokens, serving."""
