@@ -9,6 +9,7 @@ import time
 import pytest
 
 from exapg.postgres import hugepages
+from exapg.runtime import nodes
 
 pytestmark = [
     pytest.mark.integration,
@@ -30,14 +31,14 @@ def test_nodes_map_reserved_huge_pages_and_stop_gives_them_back(make_stack):
         pidfile = stack.server(node).pidfile()
         assert pidfile is not None
         assert hugepages.mapped_kb(pidfile.pid) >= 128 * 1024, f"{node}: shared buffers not in huge pages"
-    ledger = stack.runtime.huge_page_ledger.read()
+    ledger = nodes.huge_page_ledger(stack.runtime.stack).read()
     assert set(ledger) <= {"coordinator", "standby"}
     assert pool_total() == before + sum(ledger.values())
     assert "huge_pages = 'try'" in (stack.server("coordinator").datadir / "exapg.conf").read_text()
 
     assert stack.cli("stop").returncode == 0
     assert pool_total() == before
-    assert stack.runtime.huge_page_ledger.read() == {}
+    assert nodes.huge_page_ledger(stack.runtime.stack).read() == {}
 
     assert stack.cli("up", "--mode", "ha").returncode == 0  # reserved again on the next start
     assert hugepages.mapped_kb(stack.coordinator_server.pidfile().pid) > 0
@@ -47,7 +48,7 @@ def test_huge_pages_off_reserves_nothing(make_stack):
     before = pool_total()
     stack = make_stack("standalone", EXAPG_HUGE_PAGES="off")
     assert hugepages.mapped_kb(stack.coordinator_server.pidfile().pid) == 0
-    assert stack.runtime.huge_page_ledger.read() == {}
+    assert nodes.huge_page_ledger(stack.runtime.stack).read() == {}
     assert pool_total() == before
     assert "huge_pages = 'off'" in (stack.coordinator_server.datadir / "exapg.conf").read_text()
 

@@ -482,7 +482,8 @@ def citus_version(image: str) -> str:
 def pool_size(workers: int) -> int:
     if workers < FIXED_WORKERS:
         raise InvalidParameterError(
-            f"Docker cluster mode always has worker1 and worker2 of docker-compose.yml: --workers must be at least {FIXED_WORKERS}")
+            "Docker cluster mode always has worker1 and worker2 of docker-compose.yml: "
+            f"--workers must be at least {FIXED_WORKERS}")
     return workers - FIXED_WORKERS
 
 
