@@ -23,7 +23,7 @@ from psycopg.rows import dict_row
 from exapg.errors import ExaPGError, InvalidParameterError
 
 # exapg.exporter.queries.ROLE_CHANGES_TABLE names the same table (the exporter's image
-# carries only its own package); tests/unit/test_role_changes.py keeps the two equal.
+# carries only its own package); tests/unit/test_role_change_record.py keeps the two equal.
 TABLE = "exapg.role_changes"
 
 SETUP = (

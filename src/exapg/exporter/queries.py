@@ -61,7 +61,12 @@ SELECT
       'xmin_age', greatest(age(sl.xmin), age(sl.catalog_xmin))) ORDER BY sl.slot_name)
    FROM pg_replication_slots sl) AS slots,
   to_regclass('exapg_exporter.heartbeat') IS NOT NULL AS heartbeat_exists,
-  to_regclass('exapg.role_changes') IS NOT NULL AS role_changes_exists{heartbeat}{role_change}
+  -- from the catalogs, not to_regclass(): that raises without USAGE on the schema, and
+  -- a monitoring role may well lack it (it then reads no record, and still the rest)
+  EXISTS (SELECT FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE n.nspname = 'exapg' AND c.relname = 'role_changes'
+            AND has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'SELECT'))
+    AS role_changes_exists{heartbeat}{role_change}
 FROM (SELECT pg_is_in_recovery() AS in_recovery) r
 CROSS JOIN pg_control_system() ctl
 CROSS JOIN pg_control_checkpoint() ck

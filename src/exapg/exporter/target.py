@@ -194,7 +194,8 @@ class Target:
                 query = queries.state(heartbeat=self._heartbeat_column,
                                       role_changes=self._role_changes_column)
                 row = conn.execute(query, prepare=True).fetchone()
-            except psycopg.errors.UndefinedTable:  # an optional table dropped meanwhile
+            except (psycopg.errors.UndefinedTable, psycopg.errors.InsufficientPrivilege):
+                # an optional table dropped, or its privilege revoked, meanwhile
                 self._heartbeat_column = self._role_changes_column = False
                 row = conn.execute(queries.state(), prepare=True).fetchone()
         if row is None:

@@ -56,3 +56,19 @@ def test_dropped_record_is_no_error(make_stack, start_exporter):
     samples = exporter.scrape()
     assert samples.get_value("pg_up", server=primary) == 1
     assert samples.get_value(TIMELINE, server=primary) is None
+
+
+def test_role_without_access_to_the_record_still_reads_the_rest(make_stack, start_exporter):
+    stack = make_stack()
+    primary = server_label(stack.coordinator.port)
+    with connect(stack.coordinator) as conn:
+        record_role_change(conn, kind="switchover", from_server="a", to_server="b")
+        conn.execute("CREATE ROLE exporter_probe LOGIN PASSWORD 'probe-Pass:1' IN ROLE pg_monitor")
+    exporter = start_exporter(stack_env(stack, POSTGRES_USER="exporter_probe",
+                                        POSTGRES_PASSWORD="probe-Pass:1", EXPORTER_HEARTBEAT="off",
+                                        POSTGRES_PASSWORD_FILE=""))
+    for _ in range(3):  # the column would be added from the second scrape on
+        samples = exporter.scrape()
+        assert samples.get_value("pg_up", server=primary) == 1
+        assert samples.get_value("pg_timeline_id", server=primary) == 1
+        assert samples.get_value(TIMELINE, server=primary) is None
