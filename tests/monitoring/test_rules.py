@@ -25,7 +25,8 @@ PROMETHEUS_DIR = MONITORING / "prometheus"
 REQUIRED_ALERTS = {
     "PostgreSQLDown", "ExporterDown", "ReplicationLagBytesHigh", "ReplicationLagSecondsHigh",
     "ReplicationHealthScoreLow", "StandbyNotStreaming", "ReplicationSlotAtRisk",
-    "ConnectionsNearLimit", "WALDiskFilling",
+    "ConnectionsNearLimit", "WALDiskFilling", "MultiplePrimaries", "StandbyNotInRecovery",
+    "PrimaryTimelineChanged", "PrimaryTimelineChangedPlanned",
 }
 
 
@@ -70,7 +71,8 @@ def test_every_alert_has_severity_and_summary():
     for path in RULES:
         for group in yaml.safe_load(path.read_text())["groups"]:
             for rule in group["rules"]:
-                assert rule["labels"]["severity"] in ("warning", "critical"), rule["alert"]
+                # info: worth seeing, not worth waking anyone (a planned switchover)
+                assert rule["labels"]["severity"] in ("info", "warning", "critical"), rule["alert"]
                 assert rule["annotations"]["summary"] and rule["annotations"]["description"], rule["alert"]
 
 

@@ -20,7 +20,7 @@ from exapg.exporter import analysis
 from exapg.exporter.checksum import ChecksumVerifier
 from exapg.exporter.config import ExporterConfig
 from exapg.exporter.metrics import Exposition
-from exapg.exporter.samples import Sender, ServerSample
+from exapg.exporter.samples import RoleChange, Sender, ServerSample
 from exapg.exporter.target import Outcome, Target
 
 MiB = 1024**2
@@ -87,7 +87,9 @@ class ReplicationCollector(Collector):
 
     def _remember(self, outcomes: list[Outcome], duration: float) -> None:
         servers: list[dict[str, object]] = [
-            {"server": o.target.server, "instance": o.target.role_label,
+            {"server": o.target.server, "instance": o.target.instance,
+             "role": o.sample.role if o.sample else None,
+             "timeline": o.sample.timeline_id if o.sample else None,
              "up": o.sample is not None, "error": o.error}
             for o in outcomes
         ]
@@ -96,7 +98,7 @@ class ReplicationCollector(Collector):
     # -- per server ---------------------------------------------------------------------
     def _server(self, out: Exposition, outcome: Outcome, primary: ServerSample | None) -> None:
         target, sample = outcome.target, outcome.sample
-        labels = {"instance": target.role_label, "server": target.server}
+        labels = {"instance": target.instance, "server": target.server}
         own = {"server": target.server}
         out.add("pg_up", labels, sample is not None)
         out.add("pg_replication_exporter_collector_success", own, sample is not None)
@@ -106,6 +108,7 @@ class ReplicationCollector(Collector):
         self._position(out, labels, target, sample)
         self._senders(out, labels, sample)
         self._slots(out, labels, sample)
+        self._role_change(out, labels, sample.role_change)
         if sample.in_recovery:
             self._standby(out, labels, sample, primary)
         elif sample.current_lsn is not None:
@@ -147,6 +150,15 @@ class ReplicationCollector(Collector):
             out.add("pg_replication_slot_safe_wal_size_bytes", slot_labels, slot.safe_wal_size)
             out.add("pg_replication_slot_xmin_age", slot_labels, slot.xmin_age)
 
+    def _role_change(self, out: Exposition, labels: dict, change: RoleChange | None) -> None:
+        """The newest planned role change this server knows of (the table replicates)."""
+        if change is None:
+            return
+        out.add("pg_replication_role_change_timeline",
+                {**labels, "kind": change.kind, "from_server": change.from_server,
+                 "to_server": change.to_server}, change.timeline)
+        out.add("pg_replication_role_change_timestamp_seconds", labels, change.at)
+
     def _standby(
         self, out: Exposition, labels: dict, s: ServerSample, primary: ServerSample | None
     ) -> None:
@@ -182,7 +194,7 @@ class ReplicationCollector(Collector):
         return outcome.target.address.role == "standby" or bool(sample and sample.in_recovery)
 
     def _pair(self, out: Exposition, outcome: Outcome, primary: ServerSample | None) -> None:
-        labels = {"instance": outcome.target.role_label, "server": outcome.target.server}
+        labels = {"instance": outcome.target.instance, "server": outcome.target.server}
         standby = outcome.sample
         check = None
         if standby is not None and primary is not None and standby.in_recovery:

@@ -9,7 +9,10 @@ from dataclasses import dataclass
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-SERVER = ("instance", "server")  # instance: primary|standby (observed role); server: host:port
+# Both label values are configured and never change with what the server does:
+# instance: the role it was configured in (primary|standby); server: its name (host:port).
+# pg_replication_is_replica says what it is now.
+SERVER = ("instance", "server")
 SENDER = (*SERVER, "application_name", "client_addr")
 SLOT = (*SERVER, "slot_name")
 
@@ -27,9 +30,16 @@ SPECS: dict[str, Spec] = {
     "pg_up": Spec("gauge", "1 if the server answered this scrape, 0 if not (its other series "
                   "are then absent).", SERVER),
     "pg_replication_is_replica": Spec("gauge", "1 if the server is in recovery (a standby), 0 if "
-                                      "it is a primary.", SERVER),
+                                      "it is a primary (writable), whatever role it was "
+                                      "configured in.", SERVER),
     "pg_timeline_id": Spec("gauge", "Timeline of the server's WAL (standby: of the WAL it "
                            "receives, else of its last restartpoint).", SERVER),
+    "pg_replication_role_change_timeline": Spec("gauge", "Timeline the newest switchover or "
+                                                "failover ExaPG recorded (exapg.role_changes) "
+                                                "led to, as this server sees the record.",
+                                                (*SERVER, "kind", "from_server", "to_server")),
+    "pg_replication_role_change_timestamp_seconds": Spec("gauge", "Unix time of that record.",
+                                                         SERVER),
     "pg_wal_position_bytes": Spec("counter", "Byte position of the server's WAL: written "
                                   "(primary) or replayed (standby).", SERVER),
     "pg_wal_generation_rate": Spec("gauge", "Bytes per second the WAL position advanced between "

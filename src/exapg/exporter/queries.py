@@ -10,11 +10,22 @@ so a standby's lag can be measured against the primary's LSN of the same scrape.
 
 from __future__ import annotations
 
+from functools import cache
+
 HEARTBEAT_SCHEMA = "exapg_exporter"
 HEARTBEAT_TABLE = "heartbeat"
+# Written by ExaPG's switchover and failover (exapg.cluster.roles), read here: the image
+# carries only this package, so the name is repeated there and a unit test compares them.
+ROLE_CHANGES_TABLE = "exapg.role_changes"
 
 _HEARTBEAT_COLUMN = """,
   (SELECT seq FROM exapg_exporter.heartbeat WHERE id = 1) AS heartbeat_seq"""
+
+_ROLE_CHANGE_COLUMN = """,
+  (SELECT json_build_object(
+      'at', extract(epoch FROM c.at)::float8, 'kind', c.kind, 'from_server', c.from_server,
+      'to_server', c.to_server, 'timeline', c.timeline)
+   FROM exapg.role_changes c ORDER BY c.id DESC LIMIT 1) AS role_change"""
 
 _STATE = """
 SELECT
@@ -49,17 +60,31 @@ SELECT
       'safe_wal_size', sl.safe_wal_size,
       'xmin_age', greatest(age(sl.xmin), age(sl.catalog_xmin))) ORDER BY sl.slot_name)
    FROM pg_replication_slots sl) AS slots,
-  to_regclass('exapg_exporter.heartbeat') IS NOT NULL AS heartbeat_exists{heartbeat}
+  to_regclass('exapg_exporter.heartbeat') IS NOT NULL AS heartbeat_exists,
+  -- from the catalogs, not to_regclass(): that raises without USAGE on the schema, and
+  -- a monitoring role may well lack it (it then reads no record, and still the rest)
+  EXISTS (SELECT FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE n.nspname = 'exapg' AND c.relname = 'role_changes'
+            AND has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'SELECT'))
+    AS role_changes_exists{heartbeat}{role_change}
 FROM (SELECT pg_is_in_recovery() AS in_recovery) r
 CROSS JOIN pg_control_system() ctl
 CROSS JOIN pg_control_checkpoint() ck
 LEFT JOIN pg_stat_wal_receiver wr ON true
 """
 
-# The table only exists once a primary has been written to; reading it before would fail
-# the whole statement, hence two variants.
-STATE = _STATE.format(heartbeat="")
-STATE_WITH_HEARTBEAT = _STATE.format(heartbeat=_HEARTBEAT_COLUMN)
+
+
+@cache
+def state(*, heartbeat: bool = False, role_changes: bool = False) -> str:
+    """The state statement, reading the optional tables the server was last seen to have.
+
+    The heartbeat table only exists once a primary has been written to, the role changes
+    once ExaPG recorded one; naming a missing table would fail the whole statement.
+    """
+    return _STATE.format(heartbeat=_HEARTBEAT_COLUMN if heartbeat else "",
+                         role_change=_ROLE_CHANGE_COLUMN if role_changes else "")
+
 
 HEARTBEAT_SETUP = (
     "CREATE SCHEMA IF NOT EXISTS exapg_exporter",

@@ -63,6 +63,24 @@ class Slot:
 
 
 @dataclass(frozen=True)
+class RoleChange:
+    """The newest row of exapg.role_changes: a switchover or failover ExaPG carried out."""
+
+    at: float  # epoch seconds
+    kind: str
+    from_server: str
+    to_server: str
+    timeline: int
+
+    @classmethod
+    def parse(cls, row: Mapping[str, Any] | None) -> RoleChange | None:
+        if not row:
+            return None
+        return cls(float(row["at"]), str(row["kind"]), str(row["from_server"]),
+                   str(row["to_server"]), int(row["timeline"]))
+
+
+@dataclass(frozen=True)
 class ServerSample:
     """One server's state at one scrape."""
 
@@ -83,6 +101,8 @@ class ServerSample:
     heartbeat_exists: bool = False
     heartbeat_read: bool = False  # the heartbeat table was part of the query
     heartbeat_seq: int | None = None
+    role_changes_exists: bool = False
+    role_change: RoleChange | None = None  # the newest planned role change recorded
     # (seq, LSN) of a heartbeat this exporter wrote and knows to be committed below LSN
     heartbeat_mark: tuple[int, float] | None = None
 
@@ -115,6 +135,8 @@ class ServerSample:
             heartbeat_exists=bool(row.get("heartbeat_exists")),
             heartbeat_read="heartbeat_seq" in row,
             heartbeat_seq=row.get("heartbeat_seq"),
+            role_changes_exists=bool(row.get("role_changes_exists")),
+            role_change=RoleChange.parse(row.get("role_change")),
         )
 
 

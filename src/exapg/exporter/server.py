@@ -50,7 +50,8 @@ class ExporterServer(ThreadingHTTPServer):
                 "finished_at": last.finished_at, "duration_seconds": round(last.duration, 6),
             },
             "servers": last.servers if last else [
-                {"server": t.server, "instance": t.role_label, "up": None, "error": t.last_error}
+                {"server": t.server, "instance": t.instance, "role": None, "timeline": None,
+                 "up": None, "error": t.last_error}
                 for t in self.collector.targets
             ],
         }

@@ -81,7 +81,7 @@ class Target:
         self.server = address.label
         self.config = config
         self.clock = clock
-        self.last_role: str | None = None  # as last observed; the label of a down server
+        self.last_role: str | None = None  # "primary"|"standby" as last observed
         self.errors_total = 0
         self.last_error: str | None = address.problem
         self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"exporter-{self.server}")
@@ -91,14 +91,17 @@ class Target:
         self._busy: psycopg.Connection[DictRow] | None = None  # the connection inside a query
         self._backoff = Backoff()
         self._heartbeat_column = False
+        self._role_changes_column = False
         self._heartbeat_ready = False
         self._heartbeat_off = not config.heartbeat
         self._pending_seq: int | None = None
         self._mark: tuple[int, float] | None = None
 
     @property
-    def role_label(self) -> str:
-        return self.last_role or self.address.role
+    def instance(self) -> str:
+        """The `instance` label: the role this server was configured in, whatever it does
+        now, so its series stay one series across a promotion (docs/exporter.md)."""
+        return self.address.role
 
     # -- scraping ------------------------------------------------------------------------
     def begin(self) -> Future[ServerSample] | None:
@@ -134,9 +137,9 @@ class Target:
         # One line when the server goes down, not one per scrape: a hanging server
         # alternates between timeouts and broken connections while it stays down.
         if self.last_error is None:
-            log.error("%s %s: %s", self.role_label, self.server, message)
+            log.error("%s %s: %s", self.instance, self.server, message)
         elif message != self.last_error:
-            log.debug("%s %s: still down: %s", self.role_label, self.server, message)
+            log.debug("%s %s: still down: %s", self.instance, self.server, message)
         self.last_error = message
         return Outcome(self, None, message)
 
@@ -165,6 +168,7 @@ class Target:
             row = self._read_state()
         sample = ServerSample.parse(row)
         self._heartbeat_column = sample.heartbeat_exists
+        self._role_changes_column = sample.role_changes_exists
         if sample.in_recovery:
             self._mark = self._pending_seq = None
         elif pending is not None and sample.insert_lsn is not None:
@@ -187,11 +191,13 @@ class Target:
     def _query_state(self, conn: psycopg.Connection[DictRow]) -> DictRow:
         with self._using(conn):
             try:
-                query = queries.STATE_WITH_HEARTBEAT if self._heartbeat_column else queries.STATE
+                query = queries.state(heartbeat=self._heartbeat_column,
+                                      role_changes=self._role_changes_column)
                 row = conn.execute(query, prepare=True).fetchone()
-            except psycopg.errors.UndefinedTable:  # heartbeat table dropped meanwhile
-                self._heartbeat_column = False
-                row = conn.execute(queries.STATE, prepare=True).fetchone()
+            except (psycopg.errors.UndefinedTable, psycopg.errors.InsufficientPrivilege):
+                # an optional table dropped, or its privilege revoked, meanwhile
+                self._heartbeat_column = self._role_changes_column = False
+                row = conn.execute(queries.state(), prepare=True).fetchone()
         if row is None:
             raise CollectError("the state query returned no row")
         return row
@@ -240,7 +246,7 @@ class Target:
         return args
 
     def _drop(self, conn: psycopg.Connection[DictRow]) -> None:
-        self._heartbeat_column = False
+        self._heartbeat_column = self._role_changes_column = False
         if self._conn is conn:
             self._conn = None
         with suppress(psycopg.Error):

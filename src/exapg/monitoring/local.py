@@ -25,7 +25,9 @@ SCRAPE_INTERVAL = "15s"
 # give up on a worker that does not answer within 2 s instead of Citus's default 30 s
 # (which would outlast Prometheus's scrape timeout). Same string in the monitoring compose file.
 EXPORTER_URI_OPTIONS = "sslmode=disable&citus.node_connection_timeout=2000"
-HONOR_LABELS = {"replication_exporter"}  # it sets instance="primary"|"standby" itself
+# It sets instance="primary"|"standby" (the configured role, stable across a promotion)
+# and server itself; the alert rules and dashboards select on both.
+HONOR_LABELS = {"replication_exporter"}
 
 
 def monitoring_dir(environ: Mapping[str, str] | None = None) -> Path:

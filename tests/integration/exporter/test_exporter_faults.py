@@ -71,14 +71,21 @@ def test_hanging_standby_does_not_hold_up_metrics(make_stack, start_exporter, ca
         r.getMessage() for r in about_standby]
 
 
-def test_promotion_flips_roles_on_the_next_scrape(make_stack, start_exporter):
+def test_promotion_flips_the_observed_role_and_keeps_the_labels(make_stack, start_exporter):
     stack = make_stack()
     exporter = start_exporter(stack_env(stack))
     standby = server_label(stack.standby.port)
-    assert exporter.scrape().get_value("pg_replication_is_replica", server=standby) == 1
+    before = exporter.scrape()
+    assert before.get_value("pg_replication_is_replica", server=standby, instance="standby") == 1
     stack.standby_server.promote(timeout=60)
     samples = exporter.scrape()
-    assert samples.get_value("pg_replication_is_replica", server=standby, instance="primary") == 0
+    # the configured role stays the label (the same series); the observed one is the value
+    assert samples.get_value("pg_replication_is_replica", server=standby, instance="standby") == 0
+    assert samples.get_value("pg_replication_is_replica", instance="primary", server=standby) is None
+    assert samples.get_value("pg_timeline_id", server=standby) == before.get_value(
+        "pg_timeline_id", server=standby) + 1
+    health = {s["server"]: s for s in exporter.get("/health").json()["servers"]}
+    assert (health[standby]["instance"], health[standby]["role"]) == ("standby", "primary")
     assert samples.get_value("pg_wal_replay_paused", server=standby) is None
     # two primaries now: the promoted standby is scored as a standby that is not one
     assert samples.get_value("pg_replication_health_score_deduction", server=standby,
