@@ -564,23 +564,27 @@ def _settings_section(taken: set[str]) -> tuple[str, list[str], list[str]]:
 
 
 def _api_section(taken: set[str]) -> tuple[str, list[str], list[str]]:
-    from exapg.api import config
+    from exapg.api.core import config
 
     described = _docstring_knobs(config.__doc__ or "")
-    reads = {**env_reads(SRC / "api" / "app.py"), **env_reads(SRC / "api" / "config.py", helpers=True)}
-    computed = _computed_api_defaults(config)
+    fields = {f.alias: f for f in config.ApiConfig.model_fields.values()
+              if f.alias and f.alias != "API_SECRET_KEY"}  # the secret is a stack setting
+    names = sorted({*env_reads(SRC / "api" / "app.py"), *fields})
     compose = compose_service_environment("management_backend")
     rows = []
-    for name in sorted(reads):
+    for name in names:
         meaning, default = described.get(name, ("", None))
-        shown = code(computed[name]) if name in computed else default or _default_text(reads[name])
+        field = fields.get(name)
+        computed = field.default if field is not None and isinstance(field.default, (int, float)) else None
+        shown = code(computed) if computed is not None else default or "none"
         rows.append([f"`{name}`", shown, "both", _compose_cell(compose.get(name)), meaning])
-    body = ["Read by the management API (`exapg.api.config`, `exapg.api.app`) in its own process,",
-            "besides the stack settings above, wherever it runs. Locally it inherits the environment the",
+    body = ["Read by the management API (`exapg.api.core.config`, `exapg.api.app`) in its own process,",
+            "besides the stack settings above, wherever it runs, and checked at its start: every",
+            "invalid value is named at once, in one line. Locally it inherits the environment the",
             "stack's supervisor was started with (`exapg up`'s); these are not read from `.env`. In",
             "Docker only what the Compose files set reaches its container.", ""]
     body += table(["variable", "default", "runtime", "set by Compose", "meaning"], rows)
-    return "Management API", body, sorted(reads)
+    return "Management API", body, names
 
 
 def _docstring_knobs(doc: str) -> dict[str, tuple[str, str | None]]:

@@ -9,7 +9,7 @@ import time
 
 import httpx
 import pytest
-from exporter_support import Samples, parse, server_label
+from exporter_support import Samples, parse
 
 from exapg.runtime.programs import postgres_exporter, prometheus
 
@@ -24,7 +24,7 @@ def scrape(port: int) -> Samples:
 
 def test_supervised_exporter_watches_the_pair(ha_stack):
     port = ha_stack.settings.exporter_port
-    primary, standby = server_label(ha_stack.coordinator.port), server_label(ha_stack.standby.port)
+    primary, standby = "coordinator", "standby"  # named as the stack names its nodes
     # Polled: a test before this one may have restarted a server of the session stack.
     deadline = time.monotonic() + 30
     while True:

@@ -29,8 +29,9 @@ def test_program_points_at_the_local_pair(tmp_path):
     env = program.environment
     assert "POSTGRES_PASSWORD" not in env  # the secret stays in its file
     config = ExporterConfig.from_env(env | {"POSTGRES_PASSWORD_FILE": "/dev/null"})
-    assert config.primary.label == "127.0.0.1:5432"
-    assert [s.label for s in config.standbys] == ["127.0.0.1:5440"]
+    assert config.primary.label == "coordinator"  # the node's name, as status and alerts name it
+    assert [s.label for s in config.standbys] == ["standby"]
+    assert (config.primary.port, config.standbys[0].port) == (5432, 5440)
     assert (config.port, config.listen_address, config.dbname) == (19188, "127.0.0.1", "exadb")
     assert env["POSTGRES_PASSWORD_FILE"] == str(stack.password_file)
 

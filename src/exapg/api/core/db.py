@@ -19,6 +19,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
 from exapg.api.access import StackAccess
 from exapg.api.core.errors import UnavailableError
+from exapg.errors import first_line
 
 APP_NAME = "exapg-mgmt"
 STATEMENT_TIMEOUT_MS = 10_000
@@ -123,7 +124,7 @@ class Pools:
         except PoolTimeout:
             raise self._failed("coordinator", _unreachable("coordinator", timeout)) from None
         except psycopg.OperationalError as exc:
-            raise self._failed("coordinator", f"node coordinator: {_first_line(exc)}") from None
+            raise self._failed("coordinator", f"node coordinator: {first_line(exc)}") from None
 
     async def close_async(self) -> None:
         if self._async is not None:
@@ -145,7 +146,7 @@ class Pools:
         except PoolTimeout:
             raise self._failed(node, _unreachable(node, timeout)) from None
         except psycopg.OperationalError as exc:
-            raise self._failed(node, f"node {node}: {_first_line(exc)}") from None
+            raise self._failed(node, f"node {node}: {first_line(exc)}") from None
 
     def close(self) -> None:
         with self._lock:
@@ -157,7 +158,3 @@ class Pools:
 def _unreachable(node: str, timeout: float) -> str:
     return f"node {node} is not reachable (no connection within {timeout:g}s)"
 
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -10,7 +10,7 @@ import psycopg
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from exapg.errors import ExaPGError
+from exapg.errors import ExaPGError, first_line
 
 log = logging.getLogger("exapg.api")
 
@@ -57,11 +57,6 @@ class InvalidInputError(ApiError):
 
 class UnavailableError(ApiError):
     status_code = 503
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def add_error_handlers(app: FastAPI) -> None:

@@ -12,7 +12,7 @@ from psycopg.rows import dict_row
 from exapg.api.core.db import APP_NAME, Pools
 from exapg.api.core.errors import NotFoundError
 from exapg.api.services.redact import redact_sql
-from exapg.errors import ExaPGError
+from exapg.errors import ExaPGError, first_line
 
 ACTIVITY_SQL = """
 SELECT pid, usename, datname, application_name, host(client_addr) AS client_addr, state,
@@ -50,7 +50,7 @@ def list_activity(
                 rows = cur.execute(ACTIVITY_SQL, params)
                 return [_redacted({"node": node, **row}, every_literal) for row in rows]
         except (ExaPGError, psycopg.Error) as exc:
-            return str(exc).strip().splitlines()[0] if str(exc).strip() else "unreachable"
+            return first_line(exc)
 
     with ThreadPoolExecutor(max_workers=max(1, min(8, len(nodes)))) as executor:
         results = list(executor.map(one, nodes))

@@ -30,10 +30,9 @@ from exapg.api.core.errors import (
     NotFoundError,
     RateLimitedError,
     UnavailableError,
-    first_line,
 )
 from exapg.api.crud import audit
-from exapg.errors import ExaPGError
+from exapg.errors import ExaPGError, first_line
 
 log = logging.getLogger(__name__)
 REASONS: tuple[tuple[type[Exception], str], ...] = (

@@ -21,6 +21,7 @@ from psycopg.rows import dict_row
 from exapg.api.access import StackAccess
 from exapg.api.core.db import Pools
 from exapg.cluster.probe import NodeReport
+from exapg.errors import first_line
 from exapg.postgres.conn import connect
 
 # {size} is pg_database_size(...) for the sampler and NULL on the request path: it stats
@@ -167,7 +168,7 @@ class Sampler:
             try:
                 results[name] = source()
             except Exception as exc:
-                errors[name] = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+                errors[name] = first_line(exc)
         with self._lock:
             self._apply(results, errors)
 

@@ -10,7 +10,7 @@ from exapg.api.core.errors import NotFoundError
 from exapg.cluster.citus import CitusState, citus_state
 from exapg.cluster.probe import NodeReport, inspect_cluster
 from exapg.cluster.topology import Topology
-from exapg.errors import ExaPGError
+from exapg.errors import ExaPGError, first_line
 from exapg.status import ServiceStatus
 
 NODE_WAIT = 3.0
@@ -34,7 +34,7 @@ def citus(access: StackAccess, pools: Pools) -> tuple[CitusState | None, str | N
         with pools.connection(coordinator, timeout=NODE_WAIT) as conn:
             return citus_state(conn), None
     except (ExaPGError, psycopg.Error) as exc:
-        return None, str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return None, first_line(exc)
 
 
 def services(access: StackAccess) -> tuple[list[ServiceStatus], str | None]:

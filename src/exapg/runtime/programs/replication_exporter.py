@@ -14,12 +14,16 @@ NAME = "replication_exporter"
 
 
 def program(stack: Stack, topology: Topology) -> Program:
-    """The password travels as a file, never in the supervisor's configuration."""
+    """Each server named as the stack names its node (the exporter's `server` label), so
+    alerts and panels follow a node across role changes; the password travels as a file,
+    never in the supervisor's configuration."""
     settings = stack.settings
+    primary = topology.coordinator
     environment = {
         "PRIMARY_HOST": LOOPBACK,
-        "PRIMARY_PORT": str(topology.coordinator.port),
-        "STANDBY_HOSTS": ",".join(f"{LOOPBACK}:{node.port}" for node in topology.standbys),
+        "PRIMARY_PORT": str(primary.port),
+        "PRIMARY_NAME": primary.name,
+        "STANDBY_HOSTS": ",".join(f"{node.name}={LOOPBACK}:{node.port}" for node in topology.standbys),
         "POSTGRES_DB": settings.postgres_db,
         "POSTGRES_USER": settings.postgres_user,
         "POSTGRES_PASSWORD_FILE": str(stack.password_file),
