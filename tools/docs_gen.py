@@ -178,7 +178,7 @@ OTHER_DEFAULTS = {
 MODULE_RUNTIME = {
     "exapg.runtime.docker": "docker", "exapg.cli.compose": "docker", "exapg.cluster.register": "docker",
     "exapg.runtime.images": "docker",
-    "exapg.runtime.local": "local", "exapg.monitoring.local": "local", "exapg.runtime.supervisor": "local",
+    "exapg.runtime.local": "local", "exapg.monitoring.prometheus_config": "local", "exapg.runtime.supervisor": "local",
 }
 
 
@@ -630,7 +630,7 @@ def _call_quietly(func: Callable[[dict[str, str]], object]) -> object:
 
 
 def _exporter_section(taken: set[str]) -> tuple[str, list[str], list[str]]:
-    reads = env_reads(SRC / "exporter" / "config.py", helpers=True)
+    reads = env_reads(SRC / "exporter" / "environment.py", helpers=True)
     image = dockerfile_env(DOCKER / "Dockerfile.replication-exporter")
     compose = compose_service_environment("replication_exporter")
     local = local_exporter_environment()
@@ -640,7 +640,7 @@ def _exporter_section(taken: set[str]) -> tuple[str, list[str], list[str]]:
         rows.append([f"`{name}`", _default_text(read), code(image[name]) if name in image else "",
                      _values_of(read), _compose_cell(compose.get(name)), code(local_value) if local_value else "",
                      EXPORTER_MEANINGS.get(name, "")])
-    body = ["Read by the replication exporter (`exapg.exporter.config`) in its own process, wherever it",
+    body = ["Read by the replication exporter (`exapg.exporter.environment`) in its own process, wherever it",
             "runs: `exapg exporter`, `exapg-replication-exporter`, the image, or under `exapg up`. The",
             "*image* column is the `ENV` of `docker/Dockerfile.replication-exporter` (the seed's",
             "values); *set by `exapg up`* shows a stack with default settings. More in",

@@ -7,7 +7,7 @@ import re
 import pytest
 import yaml
 
-from exapg.exporter.config import ExporterConfig
+from exapg.exporter.environment import ExporterConfig
 from exapg.runtime.docker import compose_files
 from tests.docker.compose import (
     BASE,

@@ -50,7 +50,7 @@ def test_every_setting_has_a_row_with_its_default_and_runtime():
 
 
 def test_exporter_reads_are_found_with_defaults_and_bounds():
-    reads = docs_gen.env_reads(docs_gen.SRC / "exporter" / "config.py", helpers=True)
+    reads = docs_gen.env_reads(docs_gen.SRC / "exporter" / "environment.py", helpers=True)
     assert reads["EXPORTER_PORT"].default == 9188 and reads["EXPORTER_PORT"].bounds == (1, 65535)
     assert reads["POSTGRES_SSLMODE"].bounds[0][-1] == "verify-full"
     assert {"STANDBY_HOST", "STANDBY_HOSTS", "POSTGRES_PASSWORD_FILE", "PRIMARY_NAME"} <= set(reads)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from exapg.monitoring import local
+from exapg.monitoring import prometheus_config
 from exapg.runtime.base import Program
 from exapg.runtime.programs import postgres_exporter, prometheus
 from exapg.settings import Settings
@@ -92,8 +92,8 @@ def test_prometheus_command_and_rendered_configuration(tmp_path):
 def test_job_names_match_the_docker_configuration():
     docker = yaml.safe_load((MONITORING / "prometheus" / "prometheus.yml").read_text())
     docker_jobs = {j["job_name"] for j in docker["scrape_configs"]} - {"docker-containers"}
-    rendered = yaml.safe_load(local.render_prometheus_config(
-        local.all_targets(settings(), {"replication_exporter": "127.0.0.1:1"}, True), None))
+    rendered = yaml.safe_load(prometheus_config.render_prometheus_config(
+        prometheus_config.all_targets(settings(), {"replication_exporter": "127.0.0.1:1"}, True), None))
     assert {j["job_name"] for j in rendered["scrape_configs"]} == docker_jobs
 
 
@@ -114,8 +114,8 @@ def test_without_the_exporter_prometheus_does_not_scrape_it(tmp_path, monkeypatc
 
 
 def test_any_address_listen_is_scraped_on_loopback():
-    assert local.scrape_host("0.0.0.0") == "127.0.0.1"
-    assert local.scrape_host("10.0.0.7") == "10.0.0.7"
+    assert prometheus_config.scrape_host("0.0.0.0") == "127.0.0.1"
+    assert prometheus_config.scrape_host("10.0.0.7") == "10.0.0.7"
 
 
 def test_describing_without_writing_gives_the_same_programs(tmp_path):

@@ -22,9 +22,9 @@ import yaml
 
 from exapg.cluster.roles import RoleChangeKind, latest_role_changes, record_role_change
 from exapg.exporter.collector import ReplicationCollector
-from exapg.exporter.config import ExporterConfig
+from exapg.exporter.environment import ExporterConfig
 from exapg.exporter.server import serve
-from exapg.monitoring.local import prometheus_binary, render_prometheus_config
+from exapg.monitoring.prometheus_config import prometheus_binary, render_prometheus_config
 from exapg.postgres.conn import connect
 from tests.conftest import Stack, free_port
 from tests.monitoring.promql import MONITORING

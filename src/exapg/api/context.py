@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from exapg.api.access import StackAccess
 from exapg.api.core.config import ApiConfig
 from exapg.api.core.db import Pools
+from exapg.api.services.cluster_view import inspect
 from exapg.api.services.hashing import PasswordChecks
 from exapg.api.services.login_gate import Gate
-from exapg.api.services.metrics import Sampler, read_coordinator, read_pooler
+from exapg.api.services.sampler import Sampler, read_coordinator, read_pooler
 from exapg.api.services.shared import SessionCache, SharedReading
 from exapg.api.services.timeseries import Prometheus
-from exapg.api.services.topology import inspect
 from exapg.settings import Settings
 
 

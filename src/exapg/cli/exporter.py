@@ -6,7 +6,7 @@ import typer
 
 from exapg.errors import ExitCode
 from exapg.exporter.__main__ import environment, run
-from exapg.exporter.config import ExporterConfig
+from exapg.exporter.environment import ExporterConfig
 
 
 def exporter(

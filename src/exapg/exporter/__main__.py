@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 from exapg.errors import ConfigurationError, ExitCode
 from exapg.exporter.collector import ReplicationCollector
-from exapg.exporter.config import ExporterConfig
+from exapg.exporter.environment import ExporterConfig
 from exapg.exporter.server import serve
 
 log = logging.getLogger("exapg.exporter")

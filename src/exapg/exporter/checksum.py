@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
-from exapg.exporter.config import ExporterConfig, ServerAddress
+from exapg.exporter.environment import ExporterConfig, ServerAddress
 
 log = logging.getLogger("exapg.exporter")
 

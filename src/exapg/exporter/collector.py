@@ -18,7 +18,7 @@ from prometheus_client.registry import Collector
 
 from exapg.exporter import analysis
 from exapg.exporter.checksum import ChecksumVerifier
-from exapg.exporter.config import ExporterConfig
+from exapg.exporter.environment import ExporterConfig
 from exapg.exporter.metrics import Exposition
 from exapg.exporter.samples import RoleChange, Sender, ServerSample
 from exapg.exporter.target import Outcome, Target

@@ -27,7 +27,7 @@ import psycopg
 from psycopg.rows import DictRow, dict_row
 
 from exapg.exporter import queries
-from exapg.exporter.config import ExporterConfig, ServerAddress
+from exapg.exporter.environment import ExporterConfig, ServerAddress
 from exapg.exporter.samples import ServerSample
 
 log = logging.getLogger("exapg.exporter")

@@ -14,7 +14,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from exapg.exporter.collector import ReplicationCollector
-from exapg.exporter.config import ExporterConfig
+from exapg.exporter.environment import ExporterConfig
 from exapg.exporter.server import ExporterServer, serve
 from tests.conftest import Stack, free_port
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from exapg.errors import ConfigurationError, ExitCode
-from exapg.exporter.config import ExporterConfig, parse_address
+from exapg.exporter.environment import ExporterConfig, parse_address
 
 
 def test_seed_variables():

@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.registry import Collector
 
 from exapg.cluster.topology import Mode, Topology
-from exapg.exporter.config import ExporterConfig
+from exapg.exporter.environment import ExporterConfig
 from exapg.exporter.metrics import SPECS, Exposition
 from exapg.runtime.programs import replication_exporter
 from exapg.settings import Settings

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from exapg.api.deps import Ctx, Viewer
 from exapg.api.schemas.cluster import CitusPublic, ClusterPublic, NodePublic, ServicePublic
-from exapg.api.services.topology import citus, inspect, services
+from exapg.api.services.cluster_view import citus, inspect, services
 
 router = APIRouter(prefix="/api/cluster", tags=["cluster"])
 

@@ -10,7 +10,7 @@ from exapg.api.schemas.common import NodeName, Pid
 from exapg.api.schemas.queries import QueryList, SignalResult, TopStatements
 from exapg.api.services import activity
 from exapg.api.services.audit import Auditor
-from exapg.api.services.topology import node_names, require_node
+from exapg.api.services.cluster_view import node_names, require_node
 
 router = APIRouter(prefix="/api/queries", tags=["queries"])
 NodePath = Annotated[NodeName, Path()]

@@ -11,7 +11,7 @@ from typing import Any
 from exapg.api.context import AppContext
 from exapg.api.core.errors import UnavailableError
 from exapg.api.schemas.dashboard import OverviewPublic
-from exapg.api.services.metrics import cache_hit_ratio, live_tps, read_live_overview
+from exapg.api.services.sampler import cache_hit_ratio, live_tps, read_live_overview
 from exapg.cluster.probe import NodeReport
 
 COORDINATOR_WAIT = 1.0  # seconds, then the overview shows the outage instead of its numbers

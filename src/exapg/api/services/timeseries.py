@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from exapg.api.services.metrics import Sample, Sampler
+from exapg.api.services.sampler import Sample, Sampler
 
 HTTP_TIMEOUT = 2.0
 DOWN_BACKOFF = 30.0  # after a failed request, skip Prometheus for this long

@@ -13,7 +13,7 @@ from dataclasses import replace
 from exapg.addresses import url_host
 from exapg.cluster.topology import Topology
 from exapg.credentials import Secrets
-from exapg.monitoring import local as monitoring
+from exapg.monitoring import prometheus_config as monitoring
 from exapg.runtime.base import Program
 from exapg.runtime.programs import (
     management_api,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from exapg.addresses import url_host
-from exapg.monitoring import local as monitoring
+from exapg.monitoring import prometheus_config as monitoring
 from exapg.proc import find_program
 from exapg.runtime.base import Program
 from exapg.stack import LOOPBACK, Stack

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from exapg.addresses import url_host
-from exapg.monitoring import local as monitoring
+from exapg.monitoring import prometheus_config as monitoring
 from exapg.proc import find_program
 from exapg.runtime.base import Program
 from exapg.stack import Stack
