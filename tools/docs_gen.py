@@ -642,7 +642,7 @@ def _exporter_section(taken: set[str]) -> tuple[str, list[str], list[str]]:
                      EXPORTER_MEANINGS.get(name, "")])
     body = ["Read by the replication exporter (`exapg.exporter.environment`) in its own process, wherever it",
             "runs: `exapg exporter`, `exapg-replication-exporter`, the image, or under `exapg up`. The",
-            "*image* column is the `ENV` of `docker/Dockerfile.replication-exporter` (the seed's",
+            "*image* column is the `ENV` of `docker/Dockerfile.replication-exporter` (the specification's",
             "values); *set by `exapg up`* shows a stack with default settings. More in",
             "`docs/exporter.md`.", ""]
     body += table(["variable", "default", "image", "values", "set by Compose", "set by `exapg up`", "meaning"],
