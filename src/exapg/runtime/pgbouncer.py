@@ -25,25 +25,61 @@ def binary() -> str:
 def render_ini(
     settings: Settings, *, coordinator_port: int, auth_file: Path, socket_dir: Path
 ) -> str:
+    """The local runtime's pgBouncer: the coordinator on this machine, the settings' limits."""
+    return ini(
+        dbname=settings.postgres_db, host="127.0.0.1", port=coordinator_port,
+        listen_addr=settings.listen_address, listen_port=settings.pgbouncer_port,
+        socket_dir=socket_dir, auth_file=auth_file, user=settings.postgres_user,
+        pool_mode=settings.pool_mode, max_client_conn=settings.max_client_conn,
+        default_pool_size=settings.default_pool_size,
+    )
+
+
+# The exapg/pgbouncer image's template (config/pgbouncer/pgbouncer.ini.template): its
+# entrypoint puts the seed's variables in place of @NAME@ at every start.
+IMAGE_RUNTIME_DIR = "/tmp/pgbouncer"  # noqa: S108 - a tmpfs of its own in the container
+IMAGE_NOTE = (
+    "pgBouncer for ExaPG in Docker. The exapg/pgbouncer entrypoint fills the @VARIABLES@\n"
+    "from the seed's DATABASES_* / POOL_MODE / MAX_CLIENT_CONN / DEFAULT_POOL_SIZE\n"
+    f"environment and writes the result to {IMAGE_RUNTIME_DIR}/pgbouncer.ini."
+)
+
+
+def image_template(note: str = IMAGE_NOTE) -> str:
+    """The same ini as the local runtime's, with the container's addresses and paths."""
+    return ini(
+        dbname="@DATABASES_DBNAME@", host="@DATABASES_HOST@", port="@DATABASES_PORT@",
+        listen_addr="0.0.0.0", listen_port=6432, socket_dir=IMAGE_RUNTIME_DIR,  # noqa: S104 - the container's
+        auth_file=f"{IMAGE_RUNTIME_DIR}/userlist.txt", user="@DATABASES_USER@",
+        pool_mode="@POOL_MODE@", max_client_conn="@MAX_CLIENT_CONN@",
+        default_pool_size="@DEFAULT_POOL_SIZE@", note=note,
+    )
+
+
+def ini(
+    *, dbname: str, host: str, port: int | str, listen_addr: str, listen_port: int | str,
+    socket_dir: Path | str, auth_file: Path | str, user: str, pool_mode: str,
+    max_client_conn: int | str, default_pool_size: int | str,
+    note: str = "Written by ExaPG on every 'exapg up'.",
+) -> str:
     """Transaction pooling with the seed's limits; SCRAM for clients and for the server."""
-    db = settings.postgres_db
     return "\n".join(
         [
-            "; Written by ExaPG on every 'exapg up'.",
+            *(f"; {line}".rstrip() for line in note.splitlines()),
             "[databases]",
-            f"{db} = host=127.0.0.1 port={coordinator_port} dbname={db}",
+            f"{dbname} = host={host} port={port} dbname={dbname}",
             "",
             "[pgbouncer]",
-            f"listen_addr = {settings.listen_address}",
-            f"listen_port = {settings.pgbouncer_port}",
+            f"listen_addr = {listen_addr}",
+            f"listen_port = {listen_port}",
             f"unix_socket_dir = {socket_dir}",
             "auth_type = scram-sha-256",
             f"auth_file = {auth_file}",
-            f"admin_users = {settings.postgres_user}",
-            f"stats_users = {settings.postgres_user}",
-            f"pool_mode = {settings.pool_mode}",
-            f"max_client_conn = {settings.max_client_conn}",
-            f"default_pool_size = {settings.default_pool_size}",
+            f"admin_users = {user}",
+            f"stats_users = {user}",
+            f"pool_mode = {pool_mode}",
+            f"max_client_conn = {max_client_conn}",
+            f"default_pool_size = {default_pool_size}",
             "server_check_query = select 1",
             "server_connect_timeout = 5",
             "query_wait_timeout = 60",
@@ -64,7 +100,9 @@ def scram_secret(conn: psycopg.Connection, role: str) -> str:
 
 
 def render_userlist(role: str, secret: str) -> str:
-    return f'"{role}" "{secret}"\n'
+    """pgBouncer's auth_file line; a double quote inside a field is doubled (the exapg/pgbouncer
+    entrypoint writes the same line from DATABASES_USER and DATABASES_PASSWORD)."""
+    return '"{}" "{}"\n'.format(role.replace('"', '""'), secret.replace('"', '""'))
 
 
 def program(ini: Path, port: int) -> Program:
