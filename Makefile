@@ -22,7 +22,7 @@ APT_PACKAGES := postgresql-15 pgbouncer prometheus prometheus-postgres-exporter 
 # The front end's build (Vite 7) needs Node.js 20.19 or newer; Debian 12's own is 18.
 NODE_MIN := 20.19
 
-.PHONY: up test setup system venv frontend engine images lint bench docs down clean help
+.PHONY: up test setup system venv frontend engine images lint bench docs config down clean help
 
 help:
 	@echo "make up     set up this machine and start ExaPG (MODE=$(MODE))"
@@ -31,6 +31,7 @@ help:
 	@echo "make lint   ruff"
 	@echo "make bench  benchmarks (results under bench/)"
 	@echo "make docs   write docs/cli.md and docs/configuration.md from the code"
+	@echo "make config write the Docker images' configuration under config/ from the code"
 	@echo "make down   stop the stack (data kept)"
 
 up: setup
@@ -104,6 +105,11 @@ bench: setup
 # The CLI and configuration references are generated; tests/docs fails when they are stale.
 docs: venv
 	$(BIN)/python tools/docs_gen.py
+
+# The images' postgresql.conf, pg_hba.conf and pgbouncer.ini.template are rendered by the
+# local runtime's code; tests/unit/test_conf_files.py fails when they are stale.
+config: venv
+	$(BIN)/python tools/render_config.py
 
 down: venv
 	$(BIN)/exapg down
