@@ -31,16 +31,15 @@ read_password() {
     fi
 }
 
-# pgpass fields escape ':' and '\'.
+# The pgpass is written by ExaPG's Python (exapg.postgres.passfile, the local runtime's
+# writer too); the password goes through a pipe, never a command line.
 write_pgpass() {
-    local password user
+    local password
     password=$(read_password)
-    password=${password//\\/\\\\}
-    password=${password//:/\\:}
-    user=${POSTGRES_USER:-postgres}
     umask 077
-    mkdir -p "$RUNTIME_DIR" "$(dirname -- "$PGPASSFILE")"
-    printf '*:*:*:%s:%s\n' "$user" "$password" > "$PGPASSFILE"
+    mkdir -p "$RUNTIME_DIR"
+    printf '%s' "$password" | PYTHONPATH="${EXAPG_PYTHONPATH:-/opt/exapg}" "${EXAPG_PYTHON:-python3}" \
+        -m exapg.postgres.passfile "$PGPASSFILE" "${POSTGRES_USER:-postgres}"
 }
 
 tls_args() {

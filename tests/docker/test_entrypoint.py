@@ -3,24 +3,39 @@ pgpass nodes use between them, TLS material, and the standby's first clone."""
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
 import shutil
 import stat
 import subprocess
+import tempfile
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from exapg.certs import generate
+from exapg.postgres import passfile
+from tests.docker.image_tree import worker_python_tree
 from tests.docker.scratch import PASSWORD, as_service_user, free_port, give, image_conf
 
 ENTRYPOINT = Path(__file__).resolve().parents[2] / "docker" / "postgres" / "exapg-entrypoint.sh"
 
 
+@functools.cache
+def image_python() -> Path:
+    """The ExaPG files the image copies to /opt/exapg, where the service user can read them."""
+    tree = Path(tempfile.mkdtemp(prefix="exapg-image-python-"))
+    atexit.register(shutil.rmtree, tree, True)
+    tree.chmod(0o755)
+    return worker_python_tree(tree / "opt-exapg")
+
+
 def call(functions: str, env: dict[str, str], bindir: Path) -> subprocess.CompletedProcess[str]:
-    """Source the entrypoint and run `functions` as the service user."""
-    full = {"PATH": f"{bindir}:/usr/bin:/bin", "LANG": "C", "POSTGRES_USER": "postgres", **env}
+    """Source the entrypoint and run `functions` as the service user, with the image's Python."""
+    full = {"PATH": f"{bindir}:/usr/bin:/bin", "LANG": "C", "POSTGRES_USER": "postgres",
+            "EXAPG_PYTHON": "/usr/bin/python3", "EXAPG_PYTHONPATH": str(image_python()), **env}
     return subprocess.run(["bash", "-c", f'source "$1" && {functions}', "exapg-test", str(ENTRYPOINT)], env=full,
                           capture_output=True, text=True, timeout=120, check=False, **as_service_user())
 
@@ -47,6 +62,7 @@ def test_pgpass_lets_nodes_authenticate(scratch_pg, tmp_path, source):
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "postgres"
     assert stat.S_IMODE((tmp / "run" / "pgpass").stat().st_mode) == 0o600
+    assert (tmp / "run" / "pgpass").read_text() == passfile.render([("postgres", PASSWORD)])
 
 
 def test_pgpass_needs_a_password(scratch_pg, tmp_path):
