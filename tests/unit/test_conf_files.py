@@ -112,3 +112,13 @@ def test_passfile_refuses_an_empty_password(tmp_path, monkeypatch):
     monkeypatch.setattr("sys.stdin", __import__("io").StringIO(""))
     assert passfile.main([str(tmp_path / "pgpass"), "postgres"]) == 5
     assert not (tmp_path / "pgpass").exists()
+
+
+def test_tls_hba_rejects_plain_clients_from_the_gateway_only():
+    hba = conf.render_hba("all", ("127.0.0.1/32", "10.5.0.0/16"), tls_from=("10.5.0.1/32",))
+    rules = [line.split() for line in hba.splitlines() if line and not line.startswith("#")]
+    for database in ("all", "replication"):
+        mine = [rule for rule in rules if rule[1] == database]
+        assert [r[0] for r in mine] == ["local", "hostnossl", "host", "host", "hostssl"]
+        assert mine[1][3:] == ["10.5.0.1/32", "reject"] and mine[-1][3] == "all"
+    assert conf.main(["tls-hba"]) == 2

@@ -8,6 +8,7 @@ its own settings live in `exapg.conf`, rendered anew on every `up`, so an operat
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -232,23 +233,47 @@ def render(params: Mapping[str, str], header: str, note: str = LOCAL_NOTE) -> st
 
 LOCAL_HBA_ADDRESSES = ("127.0.0.1/32", "::1/128")
 HBA_NOTE = "Written by ExaPG: SCRAM password authentication only."
+SCRAM = "scram-sha-256"
 
 
 def render_hba(
     replication_user: str, addresses: Sequence[str] = LOCAL_HBA_ADDRESSES, note: str = HBA_NOTE,
+    *, tls_from: Sequence[str] = (),
 ) -> str:
     """Password (SCRAM) authentication everywhere; no trust, no peer.
 
     The local runtime admits its own machine and its replication user; the Docker image
-    ("all", ("all",)) every address, as clients reach it through Docker's networks.
+    ("all", ("all",)) every address, as clients reach it through Docker's networks. With
+    tls_from (the Docker network's gateway, where clients of published ports come from)
+    those addresses must use TLS, and so must any address not in `addresses`.
     """
-    rows = [("local", "all", "all", "", "scram-sha-256")]
-    rows += [("host", "all", "all", address, "scram-sha-256") for address in addresses]
-    rows += [("local", "replication", replication_user, "", "scram-sha-256")]
-    rows += [("host", "replication", replication_user, address, "scram-sha-256") for address in addresses]
-    body = "\n".join(f"{t:<6} {db:<12} {u:<12} {a:<15} {m}".rstrip() for t, db, u, a, m in rows)
+    rows = []
+    for database, user in (("all", "all"), ("replication", replication_user)):
+        rows.append(("local", database, user, "", SCRAM))
+        rows += [("hostnossl", database, user, address, "reject") for address in tls_from]
+        rows += [("host", database, user, address, SCRAM) for address in addresses]
+        if tls_from:
+            rows.append(("hostssl", database, user, "all", SCRAM))
+    width = 9 if tls_from else 6
+    body = "\n".join(f"{t:<{width}} {db:<12} {u:<12} {a:<15} {m}".rstrip() for t, db, u, a, m in rows)
     comments = "\n".join(f"# {line}".rstrip() for line in note.splitlines())
     return comments + "\n" + body + "\n"
+
+
+TLS_HBA_NOTE = "Written by exapg-entrypoint (POSTGRES_SSL_REQUIRE=on): TLS for every client from outside."
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python3 -m exapg.postgres.conf tls-hba NETWORK GATEWAY`: the exapg/postgres image's
+    pg_hba.conf when TLS is required of clients from outside its network (the entrypoint
+    runs it with POSTGRES_SSL_REQUIRE=on); standard library only, as in the image."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 3 or args[0] != "tls-hba":
+        print("usage: python3 -m exapg.postgres.conf tls-hba NETWORK GATEWAY", file=sys.stderr)
+        return 2
+    network, gateway = args[1], args[2]
+    sys.stdout.write(render_hba("all", ("127.0.0.1/32", network), TLS_HBA_NOTE, tls_from=(f"{gateway}/32",)))
+    return 0
 
 
 def ensure_include(conf: Path) -> bool:
@@ -259,3 +284,7 @@ def ensure_include(conf: Path) -> bool:
     with conf.open("a", encoding="utf-8") as handle:
         handle.write(f"\n# ExaPG settings (rendered on every 'exapg up')\n{INCLUDE_LINE}\n")
     return True
+
+
+if __name__ == "__main__":
+    sys.exit(main())
