@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import stat
 
 import pytest
+import yaml
 from tools import render_config
 
 from exapg.postgres import conf, passfile
@@ -122,3 +124,15 @@ def test_tls_hba_rejects_plain_clients_from_the_gateway_only():
         assert [r[0] for r in mine] == ["local", "hostnossl", "host", "host", "hostssl"]
         assert mine[1][3:] == ["10.5.0.1/32", "reject"] and mine[-1][3] == "all"
     assert conf.main(["tls-hba"]) == 2
+
+
+def test_container_resources_are_the_compose_files_limits():
+    compose = yaml.safe_load((render_config.ROOT / "docker" / "docker-compose.yml").read_text())
+    coordinator = compose["services"]["coordinator"]
+    limits = coordinator["deploy"]["resources"]["limits"]
+    default = re.compile(r"\$\{[A-Z_]+:-([^}]+)\}")
+    assert render_config.parse_size(default.fullmatch(limits["memory"]).group(1)) == conf.CONTAINER.memory
+    assert float(default.fullmatch(limits["cpus"]).group(1)) == conf.CONTAINER.cpus
+    for name, service in compose["services"].items():
+        if "shm_size" in service or name == "coordinator":
+            assert render_config.parse_size(service["shm_size"]) == conf.CONTAINER.shm, name

@@ -3,6 +3,10 @@
 ExaPG never edits the `postgresql.conf` that initdb writes beyond one `include` line;
 its own settings live in `exapg.conf`, rendered anew on every `up`, so an operator's
 `ALTER SYSTEM` (postgresql.auto.conf) always wins.
+
+The Docker image's config/postgresql files are rendered by these same functions
+(tools/render_config.py, `make config`), with the container's addresses, paths and limits
+as parameters. Standard library only: the image runs this module for its TLS pg_hba.conf.
 """
 
 from __future__ import annotations
