@@ -22,7 +22,7 @@ APT_PACKAGES := postgresql-15 pgbouncer prometheus prometheus-postgres-exporter 
 # The front end's build (Vite 7) needs Node.js 20.19 or newer; Debian 12's own is 18.
 NODE_MIN := 20.19
 
-.PHONY: up test setup system venv frontend engine images lint bench docs types down clean help
+.PHONY: up test setup system venv frontend engine images lint bench docs types config down clean help
 
 help:
 	@echo "make up     set up this machine and start ExaPG (MODE=$(MODE))"
@@ -32,6 +32,7 @@ help:
 	@echo "make bench  benchmarks (results under bench/)"
 	@echo "make docs   write docs/cli.md and docs/configuration.md from the code"
 	@echo "make types  write frontend/openapi.json and the front end's API types from the code"
+	@echo "make config write the Docker images' configuration under config/ from the code"
 	@echo "make down   stop the stack (data kept)"
 
 up: setup
@@ -114,6 +115,11 @@ types: venv
 	@test -f frontend/node_modules/openapi-typescript/bin/cli.js || \
 		(cd frontend && npm ci --no-audit --no-fund --loglevel=error)
 	$(BIN)/python tools/api_types.py
+
+# The images' postgresql.conf, pg_hba.conf and pgbouncer.ini.template are rendered by the
+# local runtime's code; tests/unit/test_conf_files.py fails when they are stale.
+config: venv
+	$(BIN)/python tools/render_config.py
 
 down: venv
 	$(BIN)/exapg down

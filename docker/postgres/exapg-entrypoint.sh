@@ -31,16 +31,15 @@ read_password() {
     fi
 }
 
-# pgpass fields escape ':' and '\'.
+# The pgpass is written by ExaPG's Python (exapg.postgres.passfile, the local runtime's
+# writer too); the password goes through a pipe, never a command line.
 write_pgpass() {
-    local password user
+    local password
     password=$(read_password)
-    password=${password//\\/\\\\}
-    password=${password//:/\\:}
-    user=${POSTGRES_USER:-postgres}
     umask 077
-    mkdir -p "$RUNTIME_DIR" "$(dirname -- "$PGPASSFILE")"
-    printf '*:*:*:%s:%s\n' "$user" "$password" > "$PGPASSFILE"
+    mkdir -p "$RUNTIME_DIR"
+    printf '%s' "$password" | PYTHONPATH="${EXAPG_PYTHONPATH:-/opt/exapg}" "${EXAPG_PYTHON:-python3}" \
+        -m exapg.postgres.passfile "$PGPASSFILE" "${POSTGRES_USER:-postgres}"
 }
 
 tls_args() {
@@ -64,19 +63,10 @@ hba_args() {
     [[ "${POSTGRES_SSL:-off}" == "on" && "${POSTGRES_SSL_REQUIRE:-off}" == "on" ]] || return 0
     local hba="$RUNTIME_DIR/pg_hba.conf" network=${EXAPG_NETWORK:?EXAPG_NETWORK is required with POSTGRES_SSL_REQUIRE=on}
     local gateway=${EXAPG_GATEWAY:?EXAPG_GATEWAY is required with POSTGRES_SSL_REQUIRE=on}
-    (umask 077; cat > "$hba" <<HBA
-# Written by exapg-entrypoint (POSTGRES_SSL_REQUIRE=on): TLS for every client from outside.
-local     all          all                   scram-sha-256
-local     replication  all                   scram-sha-256
-host      all          all   127.0.0.1/32    scram-sha-256
-hostnossl all          all   ${gateway}/32   reject
-hostnossl replication  all   ${gateway}/32   reject
-host      all          all   ${network}      scram-sha-256
-host      replication  all   ${network}      scram-sha-256
-hostssl   all          all   all             scram-sha-256
-hostssl   replication  all   all             scram-sha-256
-HBA
-    )
+    # ExaPG's pg_hba renderer (exapg.postgres.conf.render_hba), as for config/postgresql.
+    (umask 077; PYTHONPATH="${EXAPG_PYTHONPATH:-/opt/exapg}" "${EXAPG_PYTHON:-python3}" \
+        -m exapg.postgres.conf tls-hba "$network" "$gateway" > "$hba") \
+        || die "cannot write $hba, which POSTGRES_SSL_REQUIRE=on needs"
     printf '%s\n' -c "hba_file=$hba"
 }
 
@@ -168,7 +158,10 @@ main() {
     local extra
     while IFS= read -r extra; do args+=("$extra"); done < <(citus_args)
     while IFS= read -r extra; do args+=("$extra"); done < <(tls_args)
-    while IFS= read -r extra; do args+=("$extra"); done < <(hba_args)
+    # Not through a pipe: a failure to write the TLS-only pg_hba.conf must stop the start.
+    local hba
+    hba=$(hba_args)
+    [[ -z "$hba" ]] || while IFS= read -r extra; do args+=("$extra"); done <<<"$hba"
     clone_primary
     init_cluster "${args[@]}" "$@"
     postgres "${args[@]}" "$@" &

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from exapg.errors import ConfigurationError
+from exapg.postgres import passfile
 from exapg.proc import ServiceUser
 from exapg.settings import Settings
 
@@ -93,14 +94,10 @@ def save(path: Path, secrets: Secrets, user: ServiceUser) -> None:
 
 def pgpass(secrets: Secrets, superuser: str) -> str:
     """A libpq password file for the superuser and the replication user, any local server."""
-
-    def esc(value: str) -> str:
-        return value.replace("\\", "\\\\").replace(":", "\\:")
-
-    return (
-        f"*:*:*:{esc(superuser)}:{esc(secrets.postgres_password)}\n"
-        f"*:*:*:{REPLICATION_USER}:{esc(secrets.replication_password)}\n"
-    )
+    return passfile.render([
+        (superuser, secrets.postgres_password),
+        (REPLICATION_USER, secrets.replication_password),
+    ])
 
 
 def as_dict(secrets: Secrets) -> dict[str, str]:

@@ -63,9 +63,11 @@ class Scratch:
 def image_conf(root: Path) -> Path:
     """The image's postgresql.conf with paths of this machine (and no Citus if absent)."""
     text = (CONFIG_DIR / "postgresql.conf").read_text()
+    for expected in ("/etc/postgresql/pg_hba.conf", "'/var/run/postgresql'", "shared_buffers = '1024MB'"):
+        assert expected in text, f"config/postgresql/postgresql.conf no longer has {expected}"
     text = text.replace("/etc/postgresql/pg_hba.conf", str(CONFIG_DIR / "pg_hba.conf"))
     text = text.replace("/var/run/postgresql", str(root))
-    text = text.replace("shared_buffers = 1GB", "shared_buffers = 32MB")
+    text = text.replace("shared_buffers = '1024MB'", "shared_buffers = '32MB'")
     if not (bindir().parent / "lib" / "citus.so").exists():
         text = text.replace("'citus,pg_stat_statements'", "'pg_stat_statements'")
     conf = root / "postgresql.conf"

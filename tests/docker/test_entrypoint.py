@@ -3,24 +3,39 @@ pgpass nodes use between them, TLS material, and the standby's first clone."""
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
 import shutil
 import stat
 import subprocess
+import tempfile
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from exapg.certs import generate
+from exapg.postgres import conf, passfile
+from tests.docker.image_tree import worker_python_tree
 from tests.docker.scratch import PASSWORD, as_service_user, free_port, give, image_conf
 
 ENTRYPOINT = Path(__file__).resolve().parents[2] / "docker" / "postgres" / "exapg-entrypoint.sh"
 
 
+@functools.cache
+def image_python() -> Path:
+    """The ExaPG files the image copies to /opt/exapg, where the service user can read them."""
+    tree = Path(tempfile.mkdtemp(prefix="exapg-image-python-"))
+    atexit.register(shutil.rmtree, tree, True)
+    tree.chmod(0o755)
+    return worker_python_tree(tree / "opt-exapg")
+
+
 def call(functions: str, env: dict[str, str], bindir: Path) -> subprocess.CompletedProcess[str]:
-    """Source the entrypoint and run `functions` as the service user."""
-    full = {"PATH": f"{bindir}:/usr/bin:/bin", "LANG": "C", "POSTGRES_USER": "postgres", **env}
+    """Source the entrypoint and run `functions` as the service user, with the image's Python."""
+    full = {"PATH": f"{bindir}:/usr/bin:/bin", "LANG": "C", "POSTGRES_USER": "postgres",
+            "EXAPG_PYTHON": "/usr/bin/python3", "EXAPG_PYTHONPATH": str(image_python()), **env}
     return subprocess.run(["bash", "-c", f'source "$1" && {functions}', "exapg-test", str(ENTRYPOINT)], env=full,
                           capture_output=True, text=True, timeout=120, check=False, **as_service_user())
 
@@ -47,6 +62,7 @@ def test_pgpass_lets_nodes_authenticate(scratch_pg, tmp_path, source):
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "postgres"
     assert stat.S_IMODE((tmp / "run" / "pgpass").stat().st_mode) == 0o600
+    assert (tmp / "run" / "pgpass").read_text() == passfile.render([("postgres", PASSWORD)])
 
 
 def test_pgpass_needs_a_password(scratch_pg, tmp_path):
@@ -73,6 +89,29 @@ def test_tls_material_is_copied_with_modes_postgres_accepts(scratch_pg, tmp_path
     assert f"ssl_key_file={key}" in args
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
     assert call("tls_args", {"EXAPG_RUNTIME_DIR": str(tmp / "run")}, scratch_pg.bindir).stdout == ""
+
+
+TLS_REQUIRED = {"POSTGRES_SSL": "on", "POSTGRES_SSL_REQUIRE": "on", "EXAPG_NETWORK": "172.29.0.0/16",
+                "EXAPG_GATEWAY": "172.29.0.1"}
+
+
+def test_tls_required_hba_is_rendered_by_exapg(scratch_pg, tmp_path):
+    tmp = service_owned(tmp_path)
+    result = call("hba_args", {"EXAPG_RUNTIME_DIR": str(tmp), **TLS_REQUIRED}, scratch_pg.bindir)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[:2] == ["-c", f"hba_file={tmp / 'pg_hba.conf'}"]
+    assert (tmp / "pg_hba.conf").read_text() == conf.render_hba(
+        "all", ("127.0.0.1/32", "172.29.0.0/16"), conf.TLS_HBA_NOTE, tls_from=("172.29.0.1/32",))
+    assert stat.S_IMODE((tmp / "pg_hba.conf").stat().st_mode) == 0o600
+
+
+def test_a_tls_hba_that_cannot_be_written_stops_the_start(scratch_pg, tmp_path):
+    """Fail closed: without it the server would start with the file that admits plain clients."""
+    tmp = service_owned(tmp_path)
+    env = {"EXAPG_RUNTIME_DIR": str(tmp), "EXAPG_PYTHON": "/bin/false", **TLS_REQUIRED}
+    result = call('hba=$(hba_args); echo "went on"', env, scratch_pg.bindir)
+    assert result.returncode != 0 and "went on" not in result.stdout
+    assert "cannot write" in result.stderr
 
 
 def test_standby_clones_the_primary_through_its_slot(scratch_pg, tmp_path):

@@ -17,6 +17,14 @@ import pytest
 
 from exapg.errors import ExaPGError
 from exapg.postgres.conn import connect
+from tests.config_drift import (
+    DOCKER_CONF,
+    DOCKER_INI,
+    pgbouncer_conf,
+    pgbouncer_differences,
+    server_conf,
+    server_differences,
+)
 from tests.conftest import EXAPG, cli_environment
 
 pytestmark = pytest.mark.integration
@@ -101,6 +109,14 @@ def test_analytics_tuning_applied(ha_stack):
     assert settings["jit"] == "on" and settings["random_page_cost"] == "2"
     assert "pg_stat_statements" in settings["shared_preload_libraries"]
     assert settings["wal_level"] == "replica"
+
+
+def test_settings_agree_with_the_docker_images_but_where_they_run(ha_stack):
+    """What `up` rendered for this node and for pgBouncer against config/ (the images')."""
+    local = server_conf((ha_stack.server("coordinator").datadir / "exapg.conf").read_text())
+    assert server_differences(local, server_conf(DOCKER_CONF.read_text()), citus=False) == {}
+    ini = pgbouncer_conf((ha_stack.runtime.conf_dir / "pgbouncer.ini").read_text())
+    assert pgbouncer_differences(ini, pgbouncer_conf(DOCKER_INI.read_text())) == {}
 
 
 def test_postgres_runs_as_the_service_user(ha_stack):

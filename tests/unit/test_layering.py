@@ -18,8 +18,9 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "exapg"
 # foundation, modules may also import each other.
 LAYERS: list[set[str]] = [
     {"exapg", "exapg.errors", "exapg.settings", "exapg.status", "exapg.proc", "exapg.passwords",
-     "exapg.addresses", "exapg.certs", "exapg.credentials", "exapg.config_check"},
+     "exapg.addresses", "exapg.certs", "exapg.config_check"},
     {"exapg.postgres", "exapg.exporter", "exapg.tpch"},
+    {"exapg.credentials"},
     {"exapg.cluster"},
     {"exapg.state"},
     {"exapg.stack"},

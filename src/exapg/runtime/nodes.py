@@ -83,14 +83,11 @@ def create(stack: Stack, node: Node, server: PostgresServer, topology: Topology,
 def write_conf(stack: Stack, node: Node, topology: Topology) -> bool:
     """Render exapg.conf and pg_hba.conf; True when either changed."""
     settings = stack.settings
-    params = pgconf.node_settings(
+    params = pgconf.server_settings(
         port=node.port, listen=settings.listen_address, socket_dir=stack.run_dir,
-        name=f"{stack.name}/{node.name}",
+        name=f"{stack.name}/{node.name}", resources=node_resources(stack, topology),
+        huge_pages=settings.huge_pages, citus=topology.mode == Mode.CLUSTER,
     )
-    params.update(pgconf.analytics_tuning(node_resources(stack, topology)))
-    params["huge_pages"] = settings.huge_pages
-    if topology.mode == Mode.CLUSTER:
-        params.update(pgconf.citus_settings())
     if node.is_standby:
         primary = topology.node(node.primary or "coordinator")
         params["primary_conninfo"] = (
