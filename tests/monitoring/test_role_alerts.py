@@ -24,8 +24,9 @@ from exapg.cluster.roles import RoleChangeKind, latest_role_changes, record_role
 from exapg.exporter.collector import ReplicationCollector
 from exapg.exporter.environment import ExporterConfig
 from exapg.exporter.server import serve
-from exapg.monitoring.prometheus_config import prometheus_binary, render_prometheus_config
+from exapg.monitoring.prometheus_config import render_prometheus_config
 from exapg.postgres.conn import connect
+from exapg.runtime.programs import prometheus as prometheus_program
 from tests.conftest import Stack, free_port
 from tests.monitoring.promql import MONITORING
 from tests.monitoring.test_live import http_get, wait_until
@@ -101,7 +102,7 @@ def start_prometheus(binary: str, workdir: Path, exporter_port: int, port: int) 
 
 @pytest.fixture
 def watched(make_stack, tmp_path) -> Iterator[Watched]:
-    binary = prometheus_binary()
+    binary = prometheus_program.binary()
     if not binary:
         pytest.skip("prometheus is not installed (apt-get install prometheus)")
     stack = make_stack()
