@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import stat
 import sys
 import time
 from dataclasses import replace
@@ -20,6 +19,7 @@ import httpx
 import pytest
 
 from exapg.proc import ServiceUser
+from exapg.runtime.preflight import untraversable
 from exapg.runtime.programs import management_api
 from exapg.runtime.programs.management_api import NAME
 from exapg.runtime.supervisor import Supervisor
@@ -32,19 +32,7 @@ pytestmark = pytest.mark.integration
 
 def reachable(executable: Path, user: ServiceUser) -> bool:
     """Whether `user` may traverse every directory up to the real interpreter."""
-    if not user.switch:
-        return True
-    for parent in executable.resolve().parents:
-        st = parent.stat()
-        if st.st_uid == user.uid:
-            bit = stat.S_IXUSR
-        elif st.st_gid == user.gid:
-            bit = stat.S_IXGRP
-        else:
-            bit = stat.S_IXOTH
-        if not st.st_mode & bit:
-            return False
-    return True
+    return untraversable(executable.resolve(), user) is None
 
 
 def current_user() -> ServiceUser:
