@@ -43,20 +43,20 @@ def pooler_target(topology: Topology) -> str:
 
 
 def latest_role_change(topology: Topology, reports: list[NodeReport], pools: Pools) -> RoleChange | None:
-    """The newest recorded switchover or failover, read from the pooler's target or, while it
-    does not answer, another node of its replication group; None when none is recorded, the
-    table does not exist or no node can tell."""
+    """The newest switchover or failover recorded on the pooler's target or another node of
+    its replication group (in a split brain each side has its own record); None when none
+    is recorded, the table does not exist or no node can tell."""
     target = pooler_target(topology)
     group = next(g for g in replication_groups(topology) if target in g)
     up = {r.name for r in reports if observed_role(r) != ObservedRole.DOWN}
-    for name in [target, *(n for n in group if n != target and n in up)]:
+    found: list[RoleChange] = []
+    for name in (n for n in group if n in up):
         try:
             with pools.connection(name, timeout=NODE_WAIT) as conn:
-                changes = latest_role_changes(conn, 1)
+                found += latest_role_changes(conn, 1)
         except (ExaPGError, psycopg.Error):
-            continue
-        return changes[0] if changes else None
-    return None
+            continue  # not readable there (no grant, gone since the inspection): ask the others
+    return max(found, key=lambda c: c.at, default=None)
 
 
 def citus(access: StackAccess, pools: Pools) -> tuple[CitusState | None, str | None]:
