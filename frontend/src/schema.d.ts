@@ -433,7 +433,29 @@ export interface components {
             citus?: components["schemas"]["CitusPublic"] | null;
             /** Citus Error */
             citus_error?: string | null;
+            /**
+             * Split Brain
+             * @description more than one node of a primary and its standbys is writable
+             */
+            split_brain: boolean;
+            /**
+             * Split Brain Nodes
+             * @description the writable nodes of the split brain, with their timelines
+             */
+            split_brain_nodes: components["schemas"]["WritablePublic"][];
+            /**
+             * Pooler Target
+             * @description the node pgBouncer sends clients to
+             */
+            pooler_target: string;
+            /** @description the newest switchover or failover recorded; null when none is */
+            latest_role_change: components["schemas"]["RoleChangePublic"] | null;
         };
+        /**
+         * ConfiguredRole
+         * @enum {string}
+         */
+        ConfiguredRole: "primary" | "standby";
         /** ConnectionsPublic */
         ConnectionsPublic: {
             /** Total */
@@ -566,6 +588,15 @@ export interface components {
             error: string | null;
             /** Checked At */
             checked_at: number;
+            /** @description the role the topology gives the node: standby when it names a primary */
+            configured_role: components["schemas"]["ConfiguredRole"];
+            /** @description what the node is: primary (writable), standby (in recovery) or down */
+            observed_role: components["schemas"]["ObservedRole"];
+            /**
+             * Timeline
+             * @description the timeline of its WAL; null while down
+             */
+            timeline: number | null;
         };
         /** NodesPublic */
         NodesPublic: {
@@ -580,6 +611,11 @@ export interface components {
             /** Checked At */
             checked_at: number | null;
         };
+        /**
+         * ObservedRole
+         * @enum {string}
+         */
+        ObservedRole: "primary" | "standby" | "down";
         /**
          * OverviewPublic
          * @description With the coordinator down: its figures null, the nodes as last seen, and why.
@@ -659,6 +695,31 @@ export interface components {
             lag_bytes: number | null;
             /** Lag Seconds */
             lag_seconds: number | null;
+        };
+        /**
+         * RoleChangeKind
+         * @enum {string}
+         */
+        RoleChangeKind: "switchover" | "failover";
+        /**
+         * RoleChangePublic
+         * @description A switchover or failover ExaPG carried out (a row of exapg.role_changes).
+         */
+        RoleChangePublic: {
+            /** Id */
+            id: number;
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            kind: components["schemas"]["RoleChangeKind"];
+            /** From Server */
+            from_server: string;
+            /** To Server */
+            to_server: string;
+            /** Timeline */
+            timeline: number;
         };
         /** SeriesPublic */
         SeriesPublic: {
@@ -831,6 +892,13 @@ export interface components {
             input?: unknown;
             /** Context */
             ctx?: Record<string, never>;
+        };
+        /** WritablePublic */
+        WritablePublic: {
+            /** Name */
+            name: string;
+            /** Timeline */
+            timeline: number | null;
         };
     };
     responses: never;

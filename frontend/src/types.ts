@@ -27,6 +27,8 @@ export type Service = Schemas["ServicePublic"];
 export type CitusNode = Schemas["CitusNodePublic"];
 export type Rebalance = Schemas["RebalancePublic"];
 export type Citus = Schemas["CitusPublic"];
+export type Writable = Schemas["WritablePublic"];
+export type RoleChange = Schemas["RoleChangePublic"];
 export type Cluster = Schemas["ClusterPublic"];
 
 export type ActiveQuery = Schemas["ActiveQuery"];

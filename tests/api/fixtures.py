@@ -110,6 +110,14 @@ def own_api(make_stack, tmp_path) -> Iterator[ApiServer]:
 
 
 @pytest.fixture
+def split_api(own_api: ApiServer) -> ApiServer:
+    """An API on a stack of its own whose standby was promoted by hand (`pg_ctl promote`)
+    while the coordinator runs on: two writable primaries. The stack goes with the test."""
+    own_api.stack.standby_server.promote()
+    return own_api
+
+
+@pytest.fixture
 def admin_token(api_server: ApiServer) -> str:
     return api_server.admin_session()
 

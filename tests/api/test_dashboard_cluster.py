@@ -78,6 +78,10 @@ def test_cluster_lists_every_node_with_replication(admin, api_server):
     assert standby["upstream"]["status"] == "streaming"
     assert standby["upstream"]["sender_port"] == api_server.stack.settings.coordinator_port
     assert standby["upstream"]["lag_bytes"] is not None
+    roles = [(n["configured_role"], n["observed_role"], n["timeline"]) for n in (coordinator, standby)]
+    assert roles == [("primary", "primary", 1), ("standby", "standby", 1)]
+    assert body["split_brain"] is False and body["split_brain_nodes"] == []
+    assert body["pooler_target"] == "coordinator"
     services = {s["name"]: s for s in body["services"]}
     assert services["pgbouncer"]["state"] == "running"
 

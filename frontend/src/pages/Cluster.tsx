@@ -1,8 +1,59 @@
 import { api } from "../api";
 import { Badge, ErrorLine, Section } from "../components/Ui";
-import { bytes, duration } from "../format";
+import { bytes, duration, time } from "../format";
 import { usePoll } from "../hooks";
-import type { Citus, NodeInfo, Rebalance } from "../types";
+import type { Citus, Cluster, NodeInfo, Rebalance, RoleChange } from "../types";
+
+const OBSERVED = { primary: "writable primary", standby: "in recovery", down: "down" } as const;
+
+function timeline(value: number | null): string {
+  return value === null ? "timeline unknown" : `timeline ${value}`;
+}
+
+// Configured role (from the topology) against what the node is now.
+function Roles({ node }: { node: NodeInfo }) {
+  const ok = node.observed_role === "down" ? false : node.observed_role === node.configured_role;
+  return (
+    <span>
+      <span className="muted small block">configured {node.configured_role}</span>
+      <Badge ok={ok}>{OBSERVED[node.observed_role]}</Badge>
+    </span>
+  );
+}
+
+function RoleChangeLine({ change, className }: { change: RoleChange | null; className?: string }) {
+  if (!change) return <p className={className} data-testid="role-change">No switchover or failover is recorded.</p>;
+  return (
+    <p className={className} data-testid="role-change">
+      Newest recorded role change: {change.kind} from {change.from_server} to {change.to_server}{" "}
+      (timeline {change.timeline}) at {time(change.at)}.
+    </p>
+  );
+}
+
+// Two writable primaries: say which is which, where pgBouncer sends clients, and the way back.
+function SplitBrain({ cluster }: { cluster: Cluster }) {
+  const target = cluster.pooler_target;
+  const writable = cluster.split_brain_nodes;
+  return (
+    <div className="banner banner-bad" role="alert" data-testid="split-brain">
+      <p>
+        <strong>Split brain:</strong>{" "}
+        {writable.map((n, i) => (
+          <span key={n.name}>{i > 0 && (i === writable.length - 1 ? " and " : ", ")}<strong>{n.name}</strong> ({timeline(n.timeline)})</span>
+        ))}{" "}
+        {writable.length === 2 ? "both" : "all"} accept writes. pgBouncer sends clients to <strong>{target}</strong>.
+      </p>
+      {writable.filter((n) => n.name !== target).map((n) => (
+        <p key={n.name}>
+          Run <code>exapg rejoin {n.name}</code> to make {n.name} a standby again of {target}; what was written
+          on {n.name} since the promotion is lost.
+        </p>
+      ))}
+      <RoleChangeLine change={cluster.latest_role_change} />
+    </div>
+  );
+}
 
 function Replication({ node }: { node: NodeInfo }) {
   if (node.upstream) {
@@ -71,18 +122,24 @@ export function ClusterPage() {
   const c = cluster.data;
   return (
     <div className="page">
+      {c?.split_brain && <SplitBrain cluster={c} />}
       <ErrorLine message={cluster.error} />
       <Section title={c ? `Nodes (${c.mode} mode)` : "Nodes"}>
         <div className="table-wrap">
           <table data-testid="nodes">
             <thead>
-              <tr><th>Node</th><th>Role</th><th>Address</th><th>Health</th><th>Version</th><th>Size</th><th>Conn.</th><th>Uptime</th><th>Replication</th></tr>
+              <tr><th>Node</th><th>Role</th><th>Configured / observed</th><th>Timeline</th><th>Address</th><th>Health</th><th>Version</th><th>Size</th><th>Conn.</th><th>Uptime</th><th>Replication</th></tr>
             </thead>
             <tbody>
               {c?.nodes.map((n) => (
                 <tr key={n.name} data-testid={`node-${n.name}`}>
-                  <td><strong>{n.name}</strong></td>
+                  <td>
+                    <strong>{n.name}</strong>
+                    {n.name === c.pooler_target && <span className="muted small block">pgBouncer target</span>}
+                  </td>
                   <td>{n.role}</td>
+                  <td><Roles node={n} /></td>
+                  <td>{n.timeline ?? "–"}</td>
                   <td>{n.host}:{n.port}</td>
                   <td><Badge ok={n.healthy}>{n.state}</Badge>{n.error && <div className="error small">{n.error}</div>}</td>
                   <td>{n.version?.split(" ")[0] ?? "–"}</td>
@@ -95,6 +152,7 @@ export function ClusterPage() {
             </tbody>
           </table>
         </div>
+        {c?.latest_role_change && !c.split_brain && <RoleChangeLine className="muted small" change={c.latest_role_change} />}
       </Section>
       <ErrorLine message={c?.citus_error ?? null} />
       {c?.citus && <CitusSection citus={c.citus} />}

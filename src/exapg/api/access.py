@@ -83,11 +83,13 @@ SELECT host(r.client_addr) FROM pg_stat_replication r
 class UrlAccess:
     """Docker mode: the coordinator given as DATABASE_URL; secrets from the environment. The
     other nodes are found from the coordinator itself: Citus workers in pg_dist_node, standbys
-    in pg_stat_replication (reached on EXAPG_STANDBY_NODE_PORT, 5432 inside the network)."""
+    in pg_stat_replication (reached on EXAPG_STANDBY_NODE_PORT, 5432 inside the network), and
+    kept while they answer once they stop streaming."""
 
     settings: Settings
     database_url: str
     _found: tuple[float, Topology, dict[str, tuple[str, int]]] | None = field(default=None, init=False, repr=False)
+    _standbys: list[str] = field(default_factory=list, init=False, repr=False)  # hosts, in the order found
 
     def _parts(self) -> dict[str, str]:
         try:
@@ -116,7 +118,8 @@ class UrlAccess:
         base = self._coordinator()
         nodes = [Node("coordinator", Role.COORDINATOR, base.port, DOCKER_DATADIR)]
         addresses = {"coordinator": (base.host, base.port)}
-        workers, standbys = self._members(base)
+        workers, streaming = self._members(base)
+        standbys = self._known_standbys(base, streaming)
         for i, (host, port) in enumerate(workers, start=1):
             nodes.append(Node(f"worker{i}", Role.WORKER, port, DOCKER_DATADIR))
             addresses[f"worker{i}"] = (host, port)
@@ -129,6 +132,23 @@ class UrlAccess:
         topology = Topology(mode, tuple(nodes))
         self._found = (time.monotonic(), topology, addresses)
         return topology, addresses
+
+    def _known_standbys(self, base: Dsn, streaming: list[str]) -> list[str]:
+        """The standbys streaming now, and those seen streaming before that still answer: a
+        standby promoted by hand stops streaming, and is then a split brain to show, not a
+        node to forget. One that no longer answers is forgotten (removed, or down)."""
+        port = self.settings.standby_node_port
+        kept = [h for h in self._standbys if h in streaming or self._answers(base, h, port)]
+        self._standbys = kept + [h for h in streaming if h not in kept]
+        return list(self._standbys)
+
+    @staticmethod
+    def _answers(base: Dsn, host: str, port: int) -> bool:
+        try:
+            with connect(Dsn(host, port, base.dbname, base.user, base.password), statement_timeout_ms=5000):
+                return True
+        except ExaPGError:
+            return False
 
     @staticmethod
     def _members(base: Dsn) -> tuple[list[tuple[str, int]], list[str]]:

@@ -4,6 +4,11 @@ One SQL round trip per node, nodes inspected in parallel. Replication lag is mea
 so that an idle primary shows zero lag: a standby that has replayed everything it
 received is not behind, however long ago the last transaction was (the timestamp-only
 lag query of the original specification grows forever on an idle primary).
+
+The timeline of a primary is the one of the WAL it writes (the first 8 hex digits of the
+current WAL file's name): pg_control_checkpoint() keeps the old one until the first
+checkpoint after a promotion. A standby's is the one its WAL receiver streams, or its
+last restartpoint's when it does not stream.
 """
 
 from __future__ import annotations
@@ -29,6 +34,11 @@ NODE_SQL = """
 SELECT
   current_setting('server_version') AS version,
   pg_is_in_recovery() AS in_recovery,
+  CASE WHEN pg_is_in_recovery() THEN
+    coalesce((SELECT received_tli FROM pg_stat_wal_receiver),
+             (SELECT timeline_id FROM pg_control_checkpoint()))
+  ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END
+    AS timeline,
   pg_database_size(current_database()) AS size_bytes,
   extract(epoch FROM now() - pg_postmaster_start_time())::float8 AS uptime_seconds,
   (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')::int
@@ -97,6 +107,7 @@ class NodeReport:
     upstream: Upstream | None = None
     error: str | None = None
     checked_at: float = 0.0
+    timeline: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -131,6 +142,7 @@ def report_from_row(node: Node, host: str, row: dict[str, Any]) -> NodeReport:
         downstream=downstream,
         upstream=upstream,
         checked_at=time.time(),
+        timeline=row.get("timeline"),
     )
 
 

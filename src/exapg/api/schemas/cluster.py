@@ -1,6 +1,11 @@
 from __future__ import annotations
 
-from pydantic import BaseModel
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from exapg.cluster.roles import RoleChangeKind
+from exapg.cluster.split_brain import ConfiguredRole, ObservedRole
 
 
 class DownstreamPublic(BaseModel):
@@ -36,6 +41,11 @@ class NodePublic(BaseModel):
     upstream: UpstreamPublic | None
     error: str | None
     checked_at: float
+    configured_role: ConfiguredRole = Field(
+        description="the role the topology gives the node: standby when it names a primary")
+    observed_role: ObservedRole = Field(
+        description="what the node is: primary (writable), standby (in recovery) or down")
+    timeline: int | None = Field(description="the timeline of its WAL; null while down")
 
 
 class ServicePublic(BaseModel):
@@ -80,6 +90,22 @@ class CitusPublic(BaseModel):
     rebalance: RebalancePublic | None
 
 
+class WritablePublic(BaseModel):
+    name: str
+    timeline: int | None
+
+
+class RoleChangePublic(BaseModel):
+    """A switchover or failover ExaPG carried out (a row of exapg.role_changes)."""
+
+    id: int
+    at: datetime
+    kind: RoleChangeKind
+    from_server: str
+    to_server: str
+    timeline: int
+
+
 class ClusterPublic(BaseModel):
     mode: str
     nodes: list[NodePublic]
@@ -87,3 +113,10 @@ class ClusterPublic(BaseModel):
     services_error: str | None = None
     citus: CitusPublic | None = None
     citus_error: str | None = None
+    split_brain: bool = Field(
+        description="more than one node of a primary and its standbys is writable")
+    split_brain_nodes: list[WritablePublic] = Field(
+        description="the writable nodes of the split brain, with their timelines")
+    pooler_target: str = Field(description="the node pgBouncer sends clients to")
+    latest_role_change: RoleChangePublic | None = Field(
+        description="the newest switchover or failover recorded; null when none is")

@@ -1,4 +1,4 @@
-"""The stack's nodes as the API sees them: topology, live inspection, services."""
+"""The stack's nodes as the API sees them: topology, live inspection, services, roles."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from exapg.api.core.db import Pools
 from exapg.api.core.errors import NotFoundError
 from exapg.cluster.citus import CitusState, citus_state
 from exapg.cluster.probe import NodeReport, inspect_cluster
+from exapg.cluster.roles import RoleChange, latest_role_changes
+from exapg.cluster.split_brain import ObservedRole, configured_role, observed_role, replication_groups
 from exapg.cluster.topology import Topology
 from exapg.errors import ExaPGError, first_line
 from exapg.status import ServiceStatus
@@ -25,6 +27,36 @@ def inspect(access: StackAccess, pools: Pools) -> tuple[Topology, list[NodeRepor
         host_for=lambda node: hosts[node.name],
     )
     return topology, reports
+
+
+def roles(topology: Topology, report: NodeReport) -> dict[str, str]:
+    """The node's configured role (from the topology) and the one it showed."""
+    return {"configured_role": configured_role(topology.node(report.name)),
+            "observed_role": observed_role(report)}
+
+
+def pooler_target(topology: Topology) -> str:
+    """The node pgBouncer sends clients to: its [databases] entry names the port of the
+    topology's first node (in Docker mode, the coordinator service). After a switchover
+    that node need not be the one named coordinator, nor a primary."""
+    return topology.coordinator.name
+
+
+def latest_role_change(topology: Topology, reports: list[NodeReport], pools: Pools) -> RoleChange | None:
+    """The newest switchover or failover recorded on the pooler's target or another node of
+    its replication group (in a split brain each side has its own record); None when none
+    is recorded, the table does not exist or no node can tell."""
+    target = pooler_target(topology)
+    group = next(g for g in replication_groups(topology) if target in g)
+    up = {r.name for r in reports if observed_role(r) != ObservedRole.DOWN}
+    found: list[RoleChange] = []
+    for name in (n for n in group if n in up):
+        try:
+            with pools.connection(name, timeout=NODE_WAIT) as conn:
+                found += latest_role_changes(conn, 1)
+        except (ExaPGError, psycopg.Error):
+            continue  # not readable there (no grant, gone since the inspection): ask the others
+    return max(found, key=lambda c: c.at, default=None)
 
 
 def citus(access: StackAccess, pools: Pools) -> tuple[CitusState | None, str | None]:
