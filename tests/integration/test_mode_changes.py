@@ -201,6 +201,28 @@ def test_leaving_cluster_mode_with_a_distributed_table_is_refused_and_changes_no
 
 
 @needs_citus
+def test_leaving_cluster_mode_with_a_columnar_table_or_a_logical_slot_is_refused(citus_stack):
+    bring(citus_stack, "cluster", "--workers", "2")
+    undistribute(citus_stack)
+    holders = [
+        ("CREATE TABLE archive USING columnar AS SELECT * FROM kept", "DROP TABLE archive",
+         ["columnar", "alter_table_set_access_method('archive', 'heap')"]),
+        ("SELECT pg_create_logical_replication_slot('feed', 'pgoutput')", "SELECT pg_drop_replication_slot('feed')",
+         ["slot(s) feed", "pg_drop_replication_slot('feed')"]),
+    ]
+    for create, drop, says in holders:
+        with connect(citus_stack.coordinator) as conn:
+            conn.execute(create)
+        before = snapshot(citus_stack)
+        try:
+            assert_refused(up(citus_stack, "standalone"), *says)
+            assert snapshot(citus_stack) == before
+        finally:
+            with connect(citus_stack.coordinator) as conn:
+                conn.execute(drop)
+
+
+@needs_citus
 def test_leaving_cluster_mode_on_a_stopped_stack_is_refused_and_changes_nothing(citus_stack):
     bring(citus_stack, "cluster", "--workers", "2")
     undistribute(citus_stack)  # even with nothing distributed: a stopped stack cannot tell
