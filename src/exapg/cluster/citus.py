@@ -105,11 +105,7 @@ class Holdings:
 
     tables: tuple[str, ...]  # distributed, reference and Citus-managed local tables
     columnar: tuple[str, ...]  # tables in Citus's columnar storage
-    logical_slots: tuple[str, ...]  # wal_level logical, which only cluster mode sets, keeps them
-
-    @property
-    def empty(self) -> bool:
-        return not (self.tables or self.columnar or self.logical_slots)
+    logical_slots: tuple[str, ...]  # they need wal_level logical, which only cluster mode sets
 
 
 def holdings(conn: psycopg.Connection) -> Holdings:
