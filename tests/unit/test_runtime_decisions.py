@@ -1,18 +1,21 @@
 """The local runtime's decisions, without a server: the desired state, which nodes retire,
-and the order in which `up` saves the state around a scale-in."""
+which changes of mode are refused, and the order in which `up` saves the state around a
+scale-in or a change of mode."""
 
 from __future__ import annotations
 
 import os
 import pwd
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from exapg import state as state_file
+from exapg.cluster.citus import Holdings
 from exapg.cluster.topology import Mode, Node, Topology
 from exapg.credentials import Secrets
-from exapg.errors import ExaPGError
+from exapg.errors import ExaPGError, ExitCode, InvalidParameterError
 from exapg.proc import ServiceUser
 from exapg.runtime import local, nodes, preflight, scaling, supervised
 from exapg.runtime.local import LocalRuntime
@@ -132,3 +135,91 @@ def test_the_coordinator_is_never_retired(tmp_path):
     everything = Topology.build(s, Mode.CLUSTER, 3, True)
     alone = Topology(Mode.STANDALONE, everything.nodes[:1])
     assert [n.name for n in scaling.retiring(everything, alone)] == ["standby", "worker3", "worker2", "worker1"]
+
+
+# -- changes of mode -----------------------------------------------------------------------------
+NOTHING = Holdings((), (), ())
+ORDERED_PAIRS = [(a, b) for a in Mode for b in Mode if a != b]
+
+
+@pytest.mark.parametrize("before, after", ORDERED_PAIRS)
+@pytest.mark.parametrize("running", [True, False])
+def test_which_changes_of_mode_are_refused_up_front(before, after, running):
+    """Standalone <-> ha and into cluster always go ahead; out of cluster only when the
+    running coordinator shows that Citus holds nothing (a stopped stack cannot tell)."""
+    previous = StackState.new("exapg", before, 2 if before == Mode.CLUSTER else 0, before == Mode.HA)
+    desired = StackState.new("exapg", after, 2 if after == Mode.CLUSTER else 0, after == Mode.HA)
+    refusal = scaling.mode_change_refusal("exapg", previous, desired, NOTHING if running else None)
+    if before == Mode.CLUSTER and not running:
+        assert refusal is not None
+        assert "is stopped" in refusal and "'exapg up'" in refusal and f"--mode {after}" in refusal
+    else:
+        assert refusal is None
+
+
+@pytest.mark.parametrize("held, says", [
+    (Holdings(("events", "orders", "items", "parts"), (), ()),
+     ["Citus manages 4 table(s) (events, orders, items and 1 more)", "undistribute_table('events')"]),
+    (Holdings((), ("archive",), ()), ["columnar", "alter_table_set_access_method('archive', 'heap')"]),
+    (Holdings((), (), ("cdc",)), ["slot(s) cdc", "pg_drop_replication_slot('cdc')"]),
+])
+@pytest.mark.parametrize("target", [Mode.STANDALONE, Mode.HA])
+def test_leaving_cluster_mode_with_something_citus_holds_is_refused_with_what_to_do(held, says, target):
+    previous = StackState.new("exapg", Mode.CLUSTER, 2, False)
+    desired = scaling.desired_state("exapg", previous, target, None, None)
+    refusal = scaling.mode_change_refusal("exapg", previous, desired, held)
+    assert refusal is not None and "\n" not in refusal
+    assert all(part in refusal for part in says)
+    assert f"'exapg up --mode {target}' again" in refusal and "nothing was changed" in refusal
+
+
+def test_a_new_stack_and_a_scale_are_no_change_of_mode():
+    cluster = StackState.new("exapg", Mode.CLUSTER, 3, False)
+    assert scaling.mode_change_refusal("exapg", None, cluster, None) is None
+    assert scaling.mode_change_refusal("exapg", cluster, replace(cluster, workers=1), None) is None
+
+
+def test_a_refused_change_of_mode_writes_and_starts_nothing(tmp_path, monkeypatch):
+    runtime = started(tmp_path, Mode.CLUSTER, 2)
+    recorder = Recorder(monkeypatch, runtime)
+    before = runtime.stack.state_path.read_bytes()
+    with pytest.raises(InvalidParameterError, match="is stopped") as refused:
+        runtime.up(mode=Mode.HA)  # no coordinator runs: nothing can be looked at
+    assert refused.value.exit_code == ExitCode.INVALID_PARAMETERS
+    assert recorder.events == []
+    assert runtime.stack.state_path.read_bytes() == before
+    assert sorted(p.name for p in runtime.stack.root.iterdir()) == ["state.json"]
+
+
+def test_leaving_cluster_mode_drops_citus_before_the_coordinator_restarts_and_saves_last(tmp_path, monkeypatch):
+    runtime = started(tmp_path, Mode.CLUSTER, 2)
+    recorder = Recorder(monkeypatch, runtime)
+    monkeypatch.setattr(scaling, "check_mode_change", lambda *a: recorder.note("check"))
+    monkeypatch.setattr(scaling, "leave_cluster", lambda *a: recorder.note("drop citus"))
+    runtime.up(mode=Mode.HA)
+    assert recorder.events == [
+        "check", "drop citus", "ensure coordinator", "prepare coordinator", "retire worker2,worker1",
+        "save ha 0", "ensure standby", "programs",
+    ]
+
+
+def test_a_cluster_without_workers_keeps_its_state_until_citus_is_gone(tmp_path, monkeypatch):
+    runtime = started(tmp_path, Mode.CLUSTER, 0)
+    recorder = Recorder(monkeypatch, runtime)
+    monkeypatch.setattr(scaling, "check_mode_change", lambda *a: None)
+
+    def leave(*a):
+        raise ExaPGError("cannot drop extension citus")
+
+    monkeypatch.setattr(scaling, "leave_cluster", leave)
+    with pytest.raises(ExaPGError, match="citus"):
+        runtime.up(mode=Mode.STANDALONE)
+    assert recorder.saved().mode == Mode.CLUSTER  # the next up still knows Citus is there
+
+
+def test_entering_cluster_mode_saves_first_and_registers_workers(tmp_path, monkeypatch):
+    runtime = started(tmp_path, Mode.STANDALONE, 0)
+    recorder = Recorder(monkeypatch, runtime)
+    runtime.up(mode=Mode.CLUSTER)
+    assert recorder.events == ["save cluster 2", "ensure coordinator", "prepare coordinator",
+                               "ensure worker1", "ensure worker2", "register workers", "programs"]

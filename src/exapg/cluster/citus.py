@@ -99,6 +99,32 @@ def remove_worker(conn: psycopg.Connection, host: str, port: int) -> None:
     conn.execute("SELECT citus_remove_node(%s, %s)", (host, port))
 
 
+@dataclass(frozen=True)
+class Holdings:
+    """What a coordinator keeps that only cluster mode can serve (see `holdings`)."""
+
+    tables: tuple[str, ...]  # distributed, reference and Citus-managed local tables
+    columnar: tuple[str, ...]  # tables in Citus's columnar storage
+    logical_slots: tuple[str, ...]  # they need wal_level logical, which only cluster mode sets
+
+
+def holdings(conn: psycopg.Connection) -> Holdings:
+    """Tables Citus manages (their data lives on the workers), columnar tables and logical
+    replication slots, in the connected database; empty lists where Citus is not there."""
+    citus = conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'citus'").fetchone()
+    tables = conn.execute(
+        "SELECT logicalrelid::regclass::text FROM pg_dist_partition ORDER BY 1"
+    ).fetchall() if citus else []
+    columnar = conn.execute(
+        "SELECT c.oid::regclass::text FROM pg_class c JOIN pg_am a ON a.oid = c.relam "
+        "WHERE a.amname = 'columnar' AND c.relkind IN ('r', 'm') ORDER BY 1"
+    ).fetchall()
+    slots = conn.execute(
+        "SELECT slot_name FROM pg_replication_slots WHERE slot_type = 'logical' ORDER BY 1"
+    ).fetchall()
+    return Holdings(tuple(r[0] for r in tables), tuple(r[0] for r in columnar), tuple(r[0] for r in slots))
+
+
 def start_rebalance(conn: psycopg.Connection) -> int | None:
     """Start Citus's background rebalance; the job id, or None when nothing needs moving."""
     try:

@@ -32,6 +32,19 @@ def ensure_extensions(conn: psycopg.Connection, wanted: Iterable[str]) -> list[s
     return created
 
 
+def drop_extensions(conn: psycopg.Connection, names: Iterable[str]) -> list[str]:
+    """Drop the named extensions that exist, in the order given; returns those dropped.
+
+    Never CASCADE: an object that still depends on one (a columnar table, a view on a
+    Citus function) makes the DROP fail instead of disappearing with it."""
+    present = {row[0] for row in conn.execute("SELECT extname FROM pg_extension").fetchall()}
+    dropped = []
+    for extension in (e for e in names if e in present):
+        conn.execute(sql.SQL("DROP EXTENSION {} RESTRICT").format(sql.Identifier(extension)))
+        dropped.append(extension)
+    return dropped
+
+
 def ensure_replication_role(conn: psycopg.Connection, role: str, password: str) -> None:
     exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
     verb = "ALTER" if exists else "CREATE"
@@ -64,6 +77,21 @@ def drop_slot(conn: psycopg.Connection, slot: str) -> None:
 def pending_restart(conn: psycopg.Connection) -> list[str]:
     """Settings changed in the files that only a restart applies (e.g. shared_buffers)."""
     return [r[0] for r in conn.execute("SELECT name FROM pg_settings WHERE pending_restart")]
+
+
+def preload_libraries(conn: psycopg.Connection) -> tuple[list[str], list[str]]:
+    """shared_preload_libraries as the running server loaded them, and as its configuration
+    files give them now (read from the files as they are: no reload needed first)."""
+    running = conn.execute("SELECT current_setting('shared_preload_libraries')").fetchone()
+    in_files = conn.execute(
+        "SELECT setting FROM pg_file_settings WHERE name = 'shared_preload_libraries' "
+        "ORDER BY seqno DESC LIMIT 1"
+    ).fetchone()
+    return _libraries(running[0] if running else ""), _libraries(in_files[0] if in_files else "")
+
+
+def _libraries(setting: str) -> list[str]:
+    return [name.strip().strip('"') for name in setting.split(",") if name.strip()]
 
 
 def receiver_status(conn: psycopg.Connection) -> str:

@@ -44,18 +44,22 @@ class LocalRuntime:
         desired = scaling.desired_state(stack.name, previous, mode, workers, standby)
         topology = stack.topology_of(desired)
         preflight.check_dependencies(stack, desired)
+        scaling.check_mode_change(stack, previous, desired)
         preflight.prepare_dirs(stack)
         with state_file.locked(stack.lock_path):
             leaving = scaling.retiring(stack.topology_of(previous) if previous else None, topology)
-            # Until the nodes that go are gone, the state keeps them: a failed drain or an
-            # interrupted up leaves them known to status, stop and the next attempt.
-            if not leaving:
+            # Until the nodes that go are gone (and Citus with them), the state keeps them: a failed
+            # drain or an interrupted up leaves them known to status, stop and the next attempt.
+            later = bool(leaving) or scaling.leaves_cluster(previous, desired)
+            if not later:
                 state_file.save(stack.state_path, desired, stack.user)
             secrets, old_password = self._store_secrets()
-            actions = nodes.ensure_node(stack, topology.coordinator, topology, secrets, old_password)
+            actions = scaling.leave_cluster(stack, previous, desired, secrets, old_password)
+            actions += nodes.ensure_node(stack, topology.coordinator, topology, secrets, old_password)
             actions += nodes.prepare_coordinator(stack, topology.coordinator, topology, secrets)
             if leaving:
                 actions += scaling.retire(stack, leaving, topology, secrets)
+            if later:
                 state_file.save(stack.state_path, desired, stack.user)
             for node in topology.nodes[1:]:
                 actions += nodes.ensure_node(stack, node, topology, secrets, old_password)

@@ -21,13 +21,14 @@ from exapg.errors import CommandError, ConfigurationError, ExaPGError, Operation
 from exapg.postgres import bootstrap as sql_steps
 from exapg.postgres import conf as pgconf
 from exapg.postgres import hugepages
-from exapg.postgres.conn import connect
+from exapg.postgres.conn import Dsn, connect
 from exapg.postgres.ctl import PostgresServer
 from exapg.proc import run, wait_until
 from exapg.runtime.preflight import check_port
 from exapg.stack import LOOPBACK, Stack
 
 PG_STAT_STATEMENTS = "pg_stat_statements"
+PRELOAD = "shared_preload_libraries"
 
 
 def ensure_node(stack: Stack, node: Node, topology: Topology, secrets: Secrets,
@@ -42,14 +43,10 @@ def ensure_node(stack: Stack, node: Node, topology: Topology, secrets: Secrets,
     changed = write_conf(stack, node, topology)
     if server.pidfile() is not None:
         if changed:
-            reload(stack, server)
-            actions.append(f"{node.name}: configuration reloaded{_pending_restart(stack, node, secrets)}")
+            actions.append(apply_conf(stack, node, server, secrets, old_password))
     else:
         check_port(stack, node.port, node.name)
-        stack.progress(f"{node.name}: starting on port {node.port}")
-        reserve_huge_pages(stack, node, server)
-        server.start(stack.settings.start_timeout)
-        server.wait_ready(stack.settings.start_timeout)
+        start(stack, node, server)
         actions.append(f"{node.name}: started on port {node.port}")
     if old_password is not None and not node.is_standby:
         actions += change_password(stack, node, secrets, old_password)
@@ -95,6 +92,10 @@ def write_conf(stack: Stack, node: Node, topology: Topology) -> bool:
             f"passfile={stack.passfile} application_name={node.name} connect_timeout=5"
         )
         params["primary_slot_name"] = node.slot or ""
+        # Citus raises max_prepared_transactions to twice max_connections where it is loaded, and a
+        # standby refuses to replay from a primary with a higher value: a standby keeps Citus's
+        # value in every mode, so that no change of mode leaves it short while its primary restarts.
+        params["max_prepared_transactions"] = str(2 * int(params["max_connections"]))
         stack.touch(node.datadir / "standby.signal")
     changed = stack.write_if_changed(node.datadir / "exapg.conf", pgconf.render(params, f"ExaPG node {node.name}"))
     changed |= stack.write_if_changed(node.datadir / "pg_hba.conf", pgconf.render_hba(REPLICATION_USER))
@@ -108,6 +109,51 @@ def node_resources(stack: Stack, topology: Topology) -> pgconf.Resources:
     memory = stack.settings.memory_limit or machine.memory
     cpus = stack.settings.cpu_limit or machine.cpus
     return pgconf.Resources(memory // len(topology.nodes), cpus)
+
+
+def start(stack: Stack, node: Node, server: PostgresServer) -> None:
+    stack.progress(f"{node.name}: starting on port {node.port}")
+    reserve_huge_pages(stack, node, server)
+    server.start(stack.settings.start_timeout)
+    server.wait_ready(stack.settings.start_timeout)
+
+
+def apply_conf(stack: Stack, node: Node, server: PostgresServer, secrets: Secrets,
+               old_password: str | None = None) -> str:
+    """A running node takes its new configuration: a reload, or a restart when Citus comes or
+    goes from the libraries it preloads (a change of mode). Citus works only preloaded, and a
+    server still running it once its files lose Citus's settings falls back to Citus's
+    defaults (citus.node_conninfo 'sslmode=require', against nodes without SSL)."""
+    if citus_comes_or_goes(stack, node, secrets, old_password):
+        stack.progress(f"{node.name}: restarting (Citus comes or goes with the mode)")
+        stop(stack, node)
+        start(stack, node, server)
+        return f"{node.name}: restarted ({PRELOAD} changed with the mode)"
+    reload(stack, server)
+    return f"{node.name}: configuration reloaded{_pending_restart(stack, node, secrets)}"
+
+
+def citus_comes_or_goes(stack: Stack, node: Node, secrets: Secrets, old_password: str | None) -> bool:
+    """Whether the running node and its files disagree on preloading Citus (False when the node
+    does not answer: it is reloaded, as before); the superuser may still have its old password
+    while a new one is pending."""
+    try:
+        with superuser_connection(stack.admin_dsn(node, secrets), old_password) as conn:
+            running, in_files = sql_steps.preload_libraries(conn)
+    except (ExaPGError, psycopg.Error):
+        return False
+    return ("citus" in running) != ("citus" in in_files)
+
+
+def superuser_connection(dsn: Dsn, old_password: str | None) -> psycopg.Connection:
+    """Connect with the superuser's password, or with its old one while `up` has not set
+    a changed password on the node yet."""
+    try:
+        return connect(dsn)
+    except ExaPGError:
+        if old_password is None:
+            raise
+    return connect(replace(dsn, password=old_password))
 
 
 def reload(stack: Stack, server: PostgresServer) -> None:
@@ -177,8 +223,11 @@ def prepare_database(stack: Stack, node: Node, topology: Topology, secrets: Secr
     wanted = ["citus", *citus.OPTIONAL_EXTENSIONS, PG_STAT_STATEMENTS] if topology.mode == Mode.CLUSTER \
         else [PG_STAT_STATEMENTS]
     with connect(stack.dsn(node, secrets=secrets)) as conn:
-        sql_steps.ensure_extensions(conn, wanted)
-    return [f"{node.name}: database {db} created"] if created else []
+        extensions = sql_steps.ensure_extensions(conn, wanted)
+    if created:
+        return [f"{node.name}: database {db} created"]
+    # In an existing database, a new extension means a change of mode: say so.
+    return [f"{node.name}: extension {name} created in {db}" for name in extensions]
 
 
 def stop(stack: Stack, node: Node) -> bool:
