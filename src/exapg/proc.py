@@ -123,10 +123,6 @@ def run(
     return result
 
 
-def which(name: str) -> str | None:
-    return shutil.which(name)
-
-
 def find_program(*candidates: str | Path) -> str | None:
     """The first of `candidates` that runs: a name looked up on PATH, or an absolute path
     (Debian installs some daemons in /usr/sbin, outside a normal user's PATH)."""

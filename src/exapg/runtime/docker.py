@@ -35,7 +35,7 @@ from exapg.errors import (
     OperationTimeoutError,
 )
 from exapg.postgres.conn import Dsn, connect
-from exapg.proc import wait_until
+from exapg.proc import find_program, wait_until
 from exapg.settings import FILE_VARIABLES, Settings
 from exapg.stack import Progress, quiet
 from exapg.status import Role, ServiceState, ServiceStatus
@@ -84,10 +84,10 @@ def compose_files(profile: str, extras: Sequence[str] = ()) -> list[str]:
 
 def compose_command() -> list[str]:
     """`docker compose` when the v2 plugin is there, else `docker-compose`."""
-    docker = shutil.which("docker")
+    docker = find_program("docker")
     if docker and _runs([docker, "compose", "version"]):
         return [docker, "compose"]
-    legacy = shutil.which("docker-compose")
+    legacy = find_program("docker-compose")
     if legacy:
         return [legacy]
     raise MissingDependencyError(
@@ -104,7 +104,7 @@ def _runs(command: list[str]) -> bool:
 def engine_problem(environ: Mapping[str, str] | None = None) -> str | None:
     """Why no Docker engine can be used, or None when one answers."""
     env = os.environ if environ is None else environ
-    docker = shutil.which("docker")
+    docker = find_program("docker")
     if docker:
         try:
             result = subprocess.run([docker, "info", "--format", "{{.ServerVersion}}"], capture_output=True,
@@ -488,7 +488,7 @@ def pool_size(workers: int) -> int:
 
 
 def docker_command(args: Sequence[str], *, timeout: float) -> str:
-    docker = shutil.which("docker")
+    docker = find_program("docker")
     if not docker:
         raise MissingDependencyError("the docker command is not installed")
     try:

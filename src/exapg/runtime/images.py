@@ -28,6 +28,7 @@ from typing import IO
 
 from exapg import __version__
 from exapg.errors import CommandError, InvalidParameterError, MissingDependencyError, OperationTimeoutError
+from exapg.proc import find_program
 
 REPO = Path(__file__).resolve().parents[3]
 BUILD_DIR = REPO / "build" / "docker"
@@ -87,7 +88,7 @@ STAND_INS = (
 
 def docker(args: Sequence[str], *, timeout: float, stdin: int | IO[bytes] | None = None, capture: bool = True
            ) -> subprocess.CompletedProcess[str]:
-    binary = shutil.which("docker")
+    binary = find_program("docker")
     if not binary:
         raise MissingDependencyError("the docker command is not installed (apt-get install docker.io)")
     try:
@@ -129,7 +130,7 @@ def resolve_base(requested: str | None, say: Say) -> str:
 
 def bootstrap_base(name: str, say: Say) -> None:
     """A bookworm minbase root from Debian's packages, imported as `name`."""
-    tool = shutil.which("debootstrap")
+    tool = find_program("debootstrap", "/usr/sbin/debootstrap")
     if not tool:
         raise MissingDependencyError(
             f"no base image can be pulled and debootstrap is missing to make {name}: apt-get install debootstrap")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shlex
-import shutil
 import signal
 import sys
 import xmlrpc.client
@@ -22,7 +21,7 @@ from typing import Any
 from supervisor.xmlrpc import SupervisorTransport
 
 from exapg.errors import CommandError, MissingDependencyError, OperationTimeoutError
-from exapg.proc import ServiceUser, run, wait_until
+from exapg.proc import ServiceUser, find_program, run, wait_until
 from exapg.runtime import processes
 from exapg.runtime.base import Program
 
@@ -37,7 +36,7 @@ class ProcessInfo:
 
 def supervisord_binary() -> str:
     candidate = Path(sys.executable).with_name("supervisord")
-    found = str(candidate) if candidate.exists() else shutil.which("supervisord")
+    found = find_program(candidate, "supervisord")
     if not found:
         raise MissingDependencyError(
             "supervisord not found: reinstall ExaPG (pip install -e .) or apt-get install supervisor"
