@@ -20,7 +20,7 @@ LAYERS: list[set[str]] = [
     {"exapg", "exapg.errors", "exapg.settings", "exapg.status", "exapg.proc", "exapg.passwords",
      "exapg.addresses", "exapg.certs", "exapg.credentials", "exapg.config_check"},
     {"exapg.postgres", "exapg.exporter", "exapg.tpch"},
-    {"exapg.cluster"},
+    {"exapg.cluster", "exapg.backup"},
     {"exapg.state"},
     {"exapg.stack"},
     {"exapg.monitoring"},
