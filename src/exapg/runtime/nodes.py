@@ -24,6 +24,7 @@ from exapg.postgres import hugepages
 from exapg.postgres.conn import connect
 from exapg.postgres.ctl import PostgresServer
 from exapg.proc import run, wait_until
+from exapg.runtime import archiving
 from exapg.runtime.preflight import check_port
 from exapg.stack import LOOPBACK, Stack
 
@@ -55,6 +56,8 @@ def ensure_node(stack: Stack, node: Node, topology: Topology, secrets: Secrets,
         actions += change_password(stack, node, secrets, old_password)
     if node.is_standby:
         wait_streaming(stack, node, secrets)
+    else:
+        actions += archiving.ensure_stanza(stack, node, secrets)
     return actions
 
 
@@ -89,6 +92,7 @@ def write_conf(stack: Stack, node: Node, topology: Topology) -> bool:
     )
     params.update(pgconf.analytics_tuning(node_resources(stack, topology)))
     params["huge_pages"] = settings.huge_pages
+    params.update(archiving.node_settings(stack, node))
     if topology.mode == Mode.CLUSTER:
         params.update(pgconf.citus_settings())
     if node.is_standby:
@@ -99,6 +103,7 @@ def write_conf(stack: Stack, node: Node, topology: Topology) -> bool:
         )
         params["primary_slot_name"] = node.slot or ""
         stack.touch(node.datadir / "standby.signal")
+    archiving.write_config(stack, topology)
     changed = stack.write_if_changed(node.datadir / "exapg.conf", pgconf.render(params, f"ExaPG node {node.name}"))
     changed |= stack.write_if_changed(node.datadir / "pg_hba.conf", pgconf.render_hba(REPLICATION_USER))
     pgconf.ensure_include(node.datadir / "postgresql.conf")
@@ -169,6 +174,7 @@ def prepare_coordinator(stack: Stack, node: Node, topology: Topology, secrets: S
         sql_steps.ensure_replication_role(conn, REPLICATION_USER, secrets.replication_password)
         for standby in topology.standbys:
             sql_steps.ensure_slot(conn, standby.slot or standby.name)
+    archiving.record_backups(stack, topology, secrets)
     return actions
 
 
