@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import time
 import urllib.request
 from pathlib import Path
@@ -183,6 +184,24 @@ def test_restore_to_a_named_point(stack):
     result = stack.cli("restore", "--to-name", "before-batch-6", "--yes", timeout=300)
     assert result.returncode == 0, result.stderr
     assert rows(stack.coordinator) == expected
+
+
+def test_a_lost_coordinator_data_directory_comes_back_from_the_backups(stack):
+    """The disk under the coordinator is gone; the repository (elsewhere in real life) is not.
+    Everything archived comes back, on a stopped stack, without --yes."""
+    insert_batch(stack.coordinator, 7, 10)
+    expected = rows(stack.coordinator)
+    before = archived(stack.coordinator)
+    with connect(stack.coordinator) as conn:
+        conn.execute("SELECT pg_switch_wal()")  # what archive_timeout does within a minute
+    wait_for(lambda: archived(stack.coordinator) > before, 60, "the last segment to be archived")
+    assert stack.cli("stop").returncode == 0
+    shutil.rmtree(stack.coordinator_server.datadir)
+    result = stack.cli("restore", "latest", timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "coordinator: restored to the end of the archived WAL" in result.stdout and "kept in" not in result.stdout
+    assert rows(stack.coordinator) == expected
+    wait_for(lambda: streaming(stack), 60, "the standby to stream again")
 
 
 # -- an existing stack -----------------------------------------------------------------------------------

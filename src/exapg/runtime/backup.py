@@ -149,13 +149,14 @@ class Restored:
     lsn: str
     last_commit: str | None
     timeline: int
-    previous: Path  # the data directory before the restore, kept
+    previous: Path | None  # the data directory before the restore, kept (None: there was none)
 
     def line(self) -> str:
         commit = f", last commit replayed at {self.last_commit}" if self.last_commit else ""
+        kept = (f"; the data directory before the restore is kept in {self.previous} (remove it once you "
+                "no longer need it)") if self.previous else ""
         return (f"{self.node}: restored to {self.target}: recovery ended at LSN {self.lsn}{commit}; "
-                f"now on timeline {self.timeline}; the data directory before the restore is kept in "
-                f"{self.previous} (remove it once you no longer need it)")
+                f"now on timeline {self.timeline}{kept}")
 
 
 def check_restore(stack: Stack, target: Target, backup_set: str | None) -> Topology:
@@ -199,7 +200,7 @@ def restore_nodes(stack: Stack, target: Target, backup_set: str | None) -> list[
     failure every primary gets its previous data directory back, and the error says so."""
     topology = stack.topology
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    moved: list[tuple[Node, Path]] = []
+    moved: list[tuple[Node, Path | None]] = []
     logged = {n.name: _log_size(stack, n) for n in archiving.primaries(topology)}
     with state_file.locked(stack.lock_path):
         try:
@@ -218,7 +219,10 @@ def restore_nodes(stack: Stack, target: Target, backup_set: str | None) -> list[
     return restored
 
 
-def _set_aside(node: Node, stamp: str) -> Path:
+def _set_aside(node: Node, stamp: str) -> Path | None:
+    """Move the data directory aside; None when there is none (the disk it was on was lost)."""
+    if not node.datadir.exists():
+        return None
     aside = node.datadir.with_name(f".pre-restore-{node.name}-{stamp}")
     os.replace(node.datadir, aside)
     return aside
@@ -231,7 +235,7 @@ def _restore_files(stack: Stack, node: Node, topology: Topology, target: Target,
     nodes.write_conf(stack, node, topology)
 
 
-def _start_restored(stack: Stack, node: Node, target: Target, previous: Path) -> Restored:
+def _start_restored(stack: Stack, node: Node, target: Target, previous: Path | None) -> Restored:
     """Start the restored node and wait until recovery reached the target and promoted."""
     server = stack.server(node)
     stack.progress(f"{node.name}: replaying WAL to {target.describe()}")
@@ -278,9 +282,10 @@ def _server_fatal(stack: Stack, restored: list[Node], logged: dict[str, int]) ->
     return None
 
 
-def _put_back(stack: Stack, moved: list[tuple[Node, Path]]) -> None:
+def _put_back(stack: Stack, moved: list[tuple[Node, Path | None]]) -> None:
     for node, aside in reversed(moved):
         nodes.stop(stack, node)
         if node.datadir.exists():
             shutil.rmtree(node.datadir)
-        os.replace(aside, node.datadir)
+        if aside is not None:
+            os.replace(aside, node.datadir)
