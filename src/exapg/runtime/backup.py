@@ -211,7 +211,7 @@ def restore_nodes(stack: Stack, target: Target, backup_set: str | None) -> list[
         except BaseException as exc:
             reason = _server_fatal(stack, [n for n, _ in moved], logged) or first_line(exc)
             _put_back(stack, moved)
-            names = ", ".join(n.name for n, _ in moved) or "nothing"
+            names = ", ".join(n.name for n, aside in moved if aside is not None) or "none had one"
             raise ExaPGError(f"restore failed ({reason}); the previous data directory is back in "
                              f"place ({names}): 'exapg up' starts the stack as it was") from None
         for standby in topology.standbys:
