@@ -254,7 +254,9 @@ def test_cluster_restores_every_node_to_one_restore_point():
         with connect(cluster.coordinator) as conn:
             conn.execute("CREATE TABLE facts (id int PRIMARY KEY, batch int NOT NULL)")
             conn.execute("SELECT create_distributed_table('facts', 'id')")
-        assert cluster.cli("backup").returncode == 0
+        backup = cluster.cli("backup")
+        assert backup.returncode == 0, backup.stderr
+        assert re.search(r"restore point 'backup-\d{8}-\d{6}F' created", backup.stdout), backup.stdout
         stanzas = json.loads(cluster.cli("backup", "list", "--json").stdout)["stanzas"]
         assert [s["stanza"] for s in stanzas] == ["coordinator", "worker1"]
         assert all(s["backups"] for s in stanzas)

@@ -39,11 +39,12 @@ def backup(
         raise InvalidParameterError(f"--type {kind!r}: use full, diff or incr")
     runtime = local_runtime(ctx, progress=True)
     with spinner(ctx):
-        taken = backups.take(runtime.stack, _backup_type(kind))
+        taken, actions = backups.take(runtime.stack, _backup_type(kind))
     for stanza, done in taken:
         info(f"{stanza}: {done.type} backup {done.label}: {_size(done.size)} "
              f"({_size(done.repository_size)} in the repository), {done.duration:.0f}s, "
              f"WAL {done.wal_start} to {done.wal_stop}")
+    report(actions, "")
 
 
 def _backup_type(kind: str) -> BackupType:

@@ -38,9 +38,12 @@ def iso(moment: float | None) -> str | None:
 
 
 # -- backup ---------------------------------------------------------------------------------------
-def take(stack: Stack, kind: BackupType) -> list[tuple[str, BackupSet]]:
+def take(stack: Stack, kind: BackupType) -> tuple[list[tuple[str, BackupSet]], list[str]]:
     """One backup of every primary node (coordinator first), then the records; returns the
-    new backup of each stanza. `incr` and `diff` become `full` when there is none yet."""
+    new backup of each stanza. `incr` and `diff` become `full` when there is none yet.
+
+    In cluster mode the nodes' backups end at different moments; a Citus restore point
+    made after the last one (`backup-<coordinator's label>`) is where they all agree."""
     topology = stack.topology
     for node in archiving.primaries(topology):
         _require_archiving(stack, node)
@@ -52,7 +55,8 @@ def take(stack: Stack, kind: BackupType) -> list[tuple[str, BackupSet]]:
         backups = backrest.info(node.name).backups
         taken.append((node.name, backups[-1]))
     archiving.record_backups(stack, topology)
-    return taken
+    actions = restore_point(stack, f"backup-{taken[0][1].label}") if topology.mode == Mode.CLUSTER else []
+    return taken, actions
 
 
 def _require_archiving(stack: Stack, node: Node) -> None:
