@@ -41,8 +41,12 @@ def write(conn: psycopg.Connection, stanzas: Iterable[StanzaInfo]) -> int:
     rows = [(s.name, b.label, b.type, b.started, b.stopped, b.size, b.repository_size, b.wal_start, b.wal_stop)
             for s in stanzas for b in s.backups if not b.error]
     with conn.transaction():
-        for statement in DDL:
-            conn.execute(statement)
+        if conn.execute("SELECT to_regclass('exapg_backup.backups')").fetchone() == (None,):
+            # A table of the coordinator alone: Citus must not send this DDL to the workers
+            # (one of them down would refuse it). Harmless where Citus is not loaded.
+            conn.execute("SELECT set_config('citus.enable_ddl_propagation', 'off', true)")
+            for statement in DDL:
+                conn.execute(statement)
         conn.execute("DELETE FROM exapg_backup.backups")
         with conn.cursor() as cur:
             cur.executemany(INSERT, rows)

@@ -16,7 +16,7 @@ from exapg.backup import records
 from exapg.backup.pgbackrest import Paths, PgBackRest, StanzaNode, archive_command, render_config
 from exapg.cluster.topology import Node, Topology
 from exapg.credentials import Secrets
-from exapg.errors import ExaPGError
+from exapg.errors import ExaPGError, first_line
 from exapg.postgres.conn import connect
 from exapg.stack import Stack
 
@@ -82,12 +82,14 @@ def ensure_stanza(stack: Stack, node: Node, secrets: Secrets) -> list[str]:
     return [f"{node.name}: backup stanza created in {stack.settings.backup_repo_path}; WAL archiving checked"]
 
 
-def record_backups(stack: Stack, topology: Topology, secrets: Secrets | None = None) -> int:
-    """Write the repository's backups into exapg_backup.backups on the coordinator."""
+def record_backups(stack: Stack, topology: Topology, secrets: Secrets | None = None) -> list[str]:
+    """Write the repository's backups into exapg_backup.backups on the coordinator (what the
+    metrics read). A failure is reported, not raised: the backups themselves are fine."""
     backrest = driver(stack)
-    infos = [backrest.info(n.name) for n in primaries(topology)]
     try:
+        infos = [backrest.info(n.name) for n in primaries(topology)]
         with connect(stack.dsn(topology.coordinator, secrets=secrets)) as conn:
-            return records.write(conn, infos)
-    except psycopg.Error as exc:
-        raise ExaPGError(f"cannot record the backups on the coordinator: {exc}") from None
+            records.write(conn, infos)
+    except (ExaPGError, psycopg.Error) as exc:
+        return [f"backups not recorded for the metrics (exapg_backup.backups): {first_line(exc)}"]
+    return []

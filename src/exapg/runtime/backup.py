@@ -54,8 +54,9 @@ def take(stack: Stack, kind: BackupType) -> tuple[list[tuple[str, BackupSet]], l
         backrest.backup(node.name, kind)
         backups = backrest.info(node.name).backups
         taken.append((node.name, backups[-1]))
-    archiving.record_backups(stack, topology)
-    actions = restore_point(stack, f"backup-{taken[0][1].label}") if topology.mode == Mode.CLUSTER else []
+    actions = archiving.record_backups(stack, topology)
+    if topology.mode == Mode.CLUSTER:
+        actions += restore_point(stack, f"backup-{taken[0][1].label}")
     return taken, actions
 
 

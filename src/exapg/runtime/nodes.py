@@ -174,8 +174,7 @@ def prepare_coordinator(stack: Stack, node: Node, topology: Topology, secrets: S
         sql_steps.ensure_replication_role(conn, REPLICATION_USER, secrets.replication_password)
         for standby in topology.standbys:
             sql_steps.ensure_slot(conn, standby.slot or standby.name)
-    archiving.record_backups(stack, topology, secrets)
-    return actions
+    return actions + archiving.record_backups(stack, topology, secrets)
 
 
 def prepare_database(stack: Stack, node: Node, topology: Topology, secrets: Secrets) -> list[str]:
