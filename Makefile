@@ -15,10 +15,11 @@ PYTEST_ARGS ?=
 
 # Debian packages the local stack and the tests use.
 # python3-psycopg: the worker image's registration runs on Debian's Python, and so do its
-# tests; nginx-light serves the front-end image's configuration in tests.
+# tests; nginx-light serves the front-end image's configuration in tests; pgbackrest archives
+# WAL and takes the backups of the local stack.
 APT_PACKAGES := postgresql-15 pgbouncer prometheus prometheus-postgres-exporter \
 	docker-compose chromium python3-venv python3-psycopg nginx-light ca-certificates debootstrap \
-	docker-registry
+	docker-registry pgbackrest
 # The front end's build (Vite 7) needs Node.js 20.19 or newer; Debian 12's own is 18.
 NODE_MIN := 20.19
 

@@ -51,6 +51,10 @@ RUNTIME = {
     "EXAPG_LISTEN_ADDRESS": "local", "EXAPG_PG_BINDIR": "local", "EXAPG_SERVICE_USER": "local",
     "EXAPG_MEMORY_LIMIT": "local", "EXAPG_CPUS": "local", "EXAPG_START_TIMEOUT": "local",
     "EXAPG_HUGE_PAGES": "local", "EXAPG_ENV_FILE": "both",
+    "EXAPG_BACKUP_REPO": "local", "EXAPG_BACKUP_REPO_TYPE": "local", "EXAPG_BACKUP_RETENTION_FULL": "local",
+    "EXAPG_BACKUP_RETENTION_DIFF": "local", "EXAPG_BACKUP_S3_ENDPOINT": "local", "EXAPG_BACKUP_S3_BUCKET": "local",
+    "EXAPG_BACKUP_S3_REGION": "local", "EXAPG_BACKUP_S3_KEY": "local", "EXAPG_BACKUP_S3_KEY_SECRET": "local",
+    "EXAPG_BACKUP_S3_URI_STYLE": "local", "EXAPG_BACKUP_S3_VERIFY_TLS": "local",
 }
 
 # Defaults the code computes at run time (its default value is None).
@@ -65,6 +69,7 @@ COMPUTED_DEFAULTS = {
     "EXAPG_CPUS": "the machine's (or its cgroup's)",
     "WORKER<n>_PORT": "5432 + n",
     "EXAPG_ENV_FILE": "`.env` in the current directory",
+    "EXAPG_BACKUP_REPO": "posix: `<state dir>/backup`; s3: `/exapg/<project>`",
 }
 
 # What each variable means, per reader (code gives names, defaults and bounds, not meaning).
@@ -102,6 +107,18 @@ SETTINGS_MEANINGS = {
     "EXAPG_START_TIMEOUT": "seconds to wait for a service to become ready",
     "EXAPG_HUGE_PAGES": "PostgreSQL's `huge_pages`; with `try` or `on`, `exapg up` as root reserves the pages",
     "EXAPG_ENV_FILE": "the `.env` file settings are read from",
+    "EXAPG_BACKUP_REPO": "pgBackRest's repository (docs/backup.md): a directory, or the path inside the S3 bucket; "
+                         "put it on another disk than the state directory",
+    "EXAPG_BACKUP_REPO_TYPE": "`posix` (a directory) or `s3` (an S3-compatible bucket)",
+    "EXAPG_BACKUP_RETENTION_FULL": "full backups kept (older ones expire, with the WAL only they need)",
+    "EXAPG_BACKUP_RETENTION_DIFF": "differential backups kept (an expired one takes its incremental backups along)",
+    "EXAPG_BACKUP_S3_ENDPOINT": "S3 endpoint (`s3.eu-central-1.amazonaws.com`, a MinIO host)",
+    "EXAPG_BACKUP_S3_BUCKET": "S3 bucket",
+    "EXAPG_BACKUP_S3_REGION": "S3 region",
+    "EXAPG_BACKUP_S3_KEY": "S3 access key",
+    "EXAPG_BACKUP_S3_KEY_SECRET": "S3 secret key (written only into the stack's 0600 pgbackrest.conf)",
+    "EXAPG_BACKUP_S3_URI_STYLE": "`host` (bucket in the host name) or `path` (MinIO and most other S3 servers)",
+    "EXAPG_BACKUP_S3_VERIFY_TLS": "check the S3 server's TLS certificate",
 }
 # Values a type cannot show (the field is parsed before it is validated).
 SETTINGS_VALUES = {"EXAPG_MEMORY_LIMIT": "size (`4GB`, `512MB`) or bytes"}

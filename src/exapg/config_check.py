@@ -148,6 +148,7 @@ def problems(settings: Settings, *, ours: Set[int] = frozenset(), backend: str |
     found = duplicate_problems(ports)
     found += [address] if address else taken_problems(settings, ports, ours)
     found += secret_problems(settings)
+    found += settings.backup_problems()
     found += [p for p in (memory_problem(settings), service_user_problem(settings),
                           state_dir_problem(settings.state_dir)) if p]
     return found

@@ -21,7 +21,8 @@ from exapg.errors import ConfigurationError
 Port = Annotated[int, Field(ge=1, le=65535)]
 
 # Variables that may instead be given as NAME_FILE (Docker secrets).
-FILE_VARIABLES = ("POSTGRES_PASSWORD", "API_SECRET_KEY", "GRAFANA_PASSWORD", "EXAPG_ADMIN_PASSWORD")
+FILE_VARIABLES = ("POSTGRES_PASSWORD", "API_SECRET_KEY", "GRAFANA_PASSWORD", "EXAPG_ADMIN_PASSWORD",
+                  "EXAPG_BACKUP_S3_KEY_SECRET")
 WORKER_PORT_RE = re.compile(r"^WORKER(\d+)_PORT$")
 PROJECT_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
@@ -91,6 +92,19 @@ class Settings(BaseModel):
     # PostgreSQL's huge_pages; with try or on, ExaPG as root reserves the pages a node needs.
     huge_pages: Literal["try", "on", "off"] = Field("try", alias="EXAPG_HUGE_PAGES")
 
+    # Backups (pgBackRest, local runtime): the repository and how long backups are kept.
+    backup_repo: str | None = Field(None, alias="EXAPG_BACKUP_REPO")
+    backup_repo_type: Literal["posix", "s3"] = Field("posix", alias="EXAPG_BACKUP_REPO_TYPE")
+    backup_retention_full: Annotated[int, Field(ge=1, le=9999)] = Field(2, alias="EXAPG_BACKUP_RETENTION_FULL")
+    backup_retention_diff: Annotated[int, Field(ge=1, le=9999)] = Field(6, alias="EXAPG_BACKUP_RETENTION_DIFF")
+    backup_s3_endpoint: str | None = Field(None, alias="EXAPG_BACKUP_S3_ENDPOINT")
+    backup_s3_bucket: str | None = Field(None, alias="EXAPG_BACKUP_S3_BUCKET")
+    backup_s3_region: str | None = Field(None, alias="EXAPG_BACKUP_S3_REGION")
+    backup_s3_key: str | None = Field(None, alias="EXAPG_BACKUP_S3_KEY")
+    backup_s3_key_secret: SecretStr | None = Field(None, alias="EXAPG_BACKUP_S3_KEY_SECRET")
+    backup_s3_uri_style: Literal["host", "path"] = Field("host", alias="EXAPG_BACKUP_S3_URI_STYLE")
+    backup_s3_verify_tls: bool = Field(True, alias="EXAPG_BACKUP_S3_VERIFY_TLS")
+
     @field_validator("compose_project_name")
     @classmethod
     def _project_name(cls, value: str) -> str:
@@ -109,6 +123,24 @@ class Settings(BaseModel):
     @classmethod
     def _size(cls, value: object) -> object:
         return parse_size(value) if isinstance(value, str) else value
+
+    @property
+    def backup_repo_path(self) -> str:
+        """Where backups go: a directory (posix), or a path inside the S3 bucket."""
+        if self.backup_repo:
+            return self.backup_repo
+        if self.backup_repo_type == "s3":
+            return f"/exapg/{self.compose_project_name}"
+        return str(self.state_dir / "backup")
+
+    def backup_problems(self) -> list[str]:
+        """What an S3 repository lacks (every problem at once), for validation."""
+        if self.backup_repo_type != "s3":
+            return []
+        needed = {"EXAPG_BACKUP_S3_ENDPOINT": self.backup_s3_endpoint, "EXAPG_BACKUP_S3_BUCKET": self.backup_s3_bucket,
+                  "EXAPG_BACKUP_S3_REGION": self.backup_s3_region, "EXAPG_BACKUP_S3_KEY": self.backup_s3_key,
+                  "EXAPG_BACKUP_S3_KEY_SECRET": self.backup_s3_key_secret}
+        return [f"{name}: required with EXAPG_BACKUP_REPO_TYPE=s3" for name, value in needed.items() if not value]
 
     @property
     def state_dir(self) -> Path:

@@ -49,13 +49,16 @@ def test_promtool_check_rules():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+RULE_TESTS = sorted((PROMETHEUS_DIR / "tests").glob("*.test.yml"))
+
+
 def test_promtool_unit_tests_pass():
-    result = promtool("test", "rules", "tests/exapg-alerts.test.yml")
+    result = promtool("test", "rules", *[f"tests/{p.name}" for p in RULE_TESTS])
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_every_alert_has_a_unit_test_that_fires_it():
-    tests = yaml.safe_load((PROMETHEUS_DIR / "tests" / "exapg-alerts.test.yml").read_text())["tests"]
+    tests = [test for path in RULE_TESTS for test in yaml.safe_load(path.read_text())["tests"]]
     fired = {case["alertname"] for test in tests for case in test["alert_rule_test"] if case["exp_alerts"]}
     quiet = {case["alertname"] for test in tests for case in test["alert_rule_test"] if not case["exp_alerts"]}
     alerts = set(rule_expressions())

@@ -9,7 +9,8 @@ import pytest
 
 from tests.conftest import new_state_dir, run_cli, stack_environment
 
-LOCAL_ONLY = [["bench", "pgbench", "--time", "1"]]
+LOCAL_ONLY = [["bench", "pgbench", "--time", "1"], ["backup"], ["backup", "list"], ["backup", "verify"],
+              ["backup", "restore-point", "p1"], ["restore", "latest", "--yes"]]
 CITUS_ON_DOCKER = [["rebalance"], ["distribute", "t", "--column", "id"], ["reference", "t"], ["columnar", "t"],
                    ["sample", "tpch", "--sf", "0.01"], ["bench", "tpch", "--queries", "1"]]
 

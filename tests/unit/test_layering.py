@@ -21,7 +21,7 @@ LAYERS: list[set[str]] = [
      "exapg.addresses", "exapg.certs", "exapg.config_check"},
     {"exapg.postgres", "exapg.exporter", "exapg.tpch"},
     {"exapg.credentials"},
-    {"exapg.cluster"},
+    {"exapg.cluster", "exapg.backup"},
     {"exapg.state"},
     {"exapg.stack"},
     {"exapg.monitoring"},

@@ -10,6 +10,7 @@ from functools import cached_property
 import psycopg
 import typer
 
+from exapg.cli import backup as backup_cmds
 from exapg.cli import certs as certs_cmds
 from exapg.cli import cluster as cluster_cmds
 from exapg.cli import compose as compose_cmds
@@ -52,7 +53,7 @@ def _root(
 
 
 for commands in (stack_cmds, config_cmds, cluster_cmds, exporter_cmds, certs_cmds, compose_cmds, tpch_cmds,
-                 images_cmds):
+                 images_cmds, backup_cmds):
     commands.register(app)
 
 

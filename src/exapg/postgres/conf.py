@@ -203,6 +203,9 @@ def server_settings(
 RUNTIME_SPECIFIC = frozenset({
     "listen_addresses", "port", "unix_socket_directories", "cluster_name", "hba_file", "huge_pages",
     "primary_conninfo", "primary_slot_name",
+    # WAL archiving goes through the local stack's pgBackRest (runtime/archiving.py); the
+    # image backs up with pg_basebackup into /backup instead.
+    "archive_mode", "archive_command", "archive_timeout",
 })
 IMAGE_SOCKET_DIR = Path("/var/run/postgresql")
 IMAGE_HBA_FILE = "/etc/postgresql/pg_hba.conf"

@@ -16,11 +16,12 @@ from collections.abc import Iterator
 
 from exapg import credentials
 from exapg import state as state_file
+from exapg.backup.pgbackrest import Target
 from exapg.cluster.topology import Mode
 from exapg.errors import ExaPGError, InvalidParameterError
 from exapg.postgres.conn import Dsn
+from exapg.runtime import backup, nodes, preflight, scaling, service_health, supervised
 from exapg.runtime import logs as logfiles
-from exapg.runtime import nodes, preflight, scaling, service_health, supervised
 from exapg.settings import Settings
 from exapg.stack import Progress, Stack, quiet
 from exapg.state import StackState
@@ -113,6 +114,15 @@ class LocalRuntime:
         """Stop, then start again in the stack's mode; bad settings are refused before stopping."""
         preflight.validate(self.stack)
         return self.stop() + self.up()
+
+    # -- backups ------------------------------------------------------------------------------------
+    def restore(self, target: Target, backup_set: str | None = None) -> tuple[list[str], list[backup.Restored]]:
+        """Stop, restore every primary to `target` (runtime/backup.py), start everything again:
+        `up` clones the standby anew from the restored coordinator."""
+        backup.check_restore(self.stack, target, backup_set)
+        actions = backup.archive_last_wal(self.stack) + self.stop()
+        restored = backup.restore_nodes(self.stack, target, backup_set)
+        return actions + self.up(), restored
 
     # -- Citus -------------------------------------------------------------------------------------
     def scale(self, workers: int, rebalance: bool = True) -> list[str]:

@@ -24,6 +24,7 @@ from exapg.postgres import hugepages
 from exapg.postgres.conn import Dsn, connect
 from exapg.postgres.ctl import PostgresServer
 from exapg.proc import run, wait_until
+from exapg.runtime import archiving
 from exapg.runtime.preflight import check_port
 from exapg.stack import LOOPBACK, Stack
 
@@ -52,6 +53,8 @@ def ensure_node(stack: Stack, node: Node, topology: Topology, secrets: Secrets,
         actions += change_password(stack, node, secrets, old_password)
     if node.is_standby:
         wait_streaming(stack, node, secrets)
+    else:
+        actions += archiving.ensure_stanza(stack, node, secrets)
     return actions
 
 
@@ -85,6 +88,7 @@ def write_conf(stack: Stack, node: Node, topology: Topology) -> bool:
         name=f"{stack.name}/{node.name}", resources=node_resources(stack, topology),
         huge_pages=settings.huge_pages, citus=topology.mode == Mode.CLUSTER,
     )
+    params.update(archiving.node_settings(stack, node))
     if node.is_standby:
         primary = topology.node(node.primary or "coordinator")
         params["primary_conninfo"] = (
@@ -97,6 +101,7 @@ def write_conf(stack: Stack, node: Node, topology: Topology) -> bool:
         # value in every mode, so that no change of mode leaves it short while its primary restarts.
         params["max_prepared_transactions"] = str(2 * int(params["max_connections"]))
         stack.touch(node.datadir / "standby.signal")
+    archiving.write_config(stack, topology)
     changed = stack.write_if_changed(node.datadir / "exapg.conf", pgconf.render(params, f"ExaPG node {node.name}"))
     changed |= stack.write_if_changed(node.datadir / "pg_hba.conf", pgconf.render_hba(REPLICATION_USER))
     pgconf.ensure_include(node.datadir / "postgresql.conf")
@@ -212,7 +217,7 @@ def prepare_coordinator(stack: Stack, node: Node, topology: Topology, secrets: S
         sql_steps.ensure_replication_role(conn, REPLICATION_USER, secrets.replication_password)
         for standby in topology.standbys:
             sql_steps.ensure_slot(conn, standby.slot or standby.name)
-    return actions
+    return actions + archiving.record_backups(stack, topology, secrets)
 
 
 def prepare_database(stack: Stack, node: Node, topology: Topology, secrets: Secrets) -> list[str]:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from exapg import config_check
+from exapg.backup import pgbackrest
 from exapg.cluster.topology import Mode
 from exapg.config_check import port_free
 from exapg.errors import ConfigurationError, MissingDependencyError
@@ -40,6 +41,9 @@ def check_dependencies(stack: Stack, desired: StackState) -> None:
     """Binaries, Citus, the service user, and a Python it can run."""
     stack.binaries.major_version  # noqa: B018 - resolves and checks the binaries
     pgbouncer.binary()
+    if pgbackrest.binary() is None:
+        raise MissingDependencyError(f"pgBackRest (WAL archiving and backups) is not installed: "
+                                     f"{pgbackrest.INSTALL_HINT}")
     if desired.mode == Mode.CLUSTER and not stack.binaries.has_extension("citus"):
         raise MissingDependencyError(
             "cluster mode needs the citus extension for PostgreSQL "
