@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pwd
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ import pytest
 from exapg import state as state_file
 from exapg.cluster.topology import Mode, Node, Topology
 from exapg.credentials import Secrets
-from exapg.errors import ExaPGError
+from exapg.errors import ExaPGError, InvalidParameterError
 from exapg.proc import ServiceUser
 from exapg.runtime import local, nodes, preflight, scaling, supervised
 from exapg.runtime.local import LocalRuntime
@@ -51,6 +52,13 @@ def test_desired_state(previous, asked, expected):
 def test_an_unchanged_request_keeps_the_previous_state_itself():
     before = StackState.new("exapg", Mode.CLUSTER, 3, True)
     assert scaling.desired_state("exapg", before, Mode.CLUSTER, 3, None) is before
+
+
+def test_the_primary_survives_up_and_a_shape_change_waits_for_a_switch_back():
+    before = replace(StackState.new("exapg", Mode.HA, 0, True), primary="standby")
+    assert scaling.desired_state("exapg", before, None, None, None).primary == "standby"
+    with pytest.raises(InvalidParameterError, match="exapg switchover"):
+        scaling.desired_state("exapg", before, Mode.CLUSTER, None, None)
 
 
 class Recorder:

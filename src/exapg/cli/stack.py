@@ -55,7 +55,9 @@ def _print_connect(runtime: LocalRuntime) -> None:
     s, stack = runtime.settings, runtime.stack
     psql = shutil.which("psql") or str(stack.binaries("psql"))
     info("\nConnect:")
-    for label, port in (("coordinator", s.coordinator_port), ("pgBouncer", s.pgbouncer_port)):
+    primary = stack.topology.coordinator
+    named = primary.name if primary.name == "coordinator" else f"{primary.name} (primary)"
+    for label, port in ((named, primary.port), ("pgBouncer", s.pgbouncer_port)):
         info(f"  {label}: PGPASSFILE={stack.passfile} {psql} -h 127.0.0.1 -p {port} "
              f"-U {s.postgres_user} {s.postgres_db}")
     exapg = _exapg_command()

@@ -146,7 +146,7 @@ class LocalRuntime:
     def psql_command(self, service: str, command: str | None, interactive: bool) -> tuple[list[str], dict[str, str]]:
         """psql on a node, or on pgBouncer, authenticated through the stack's passfile."""
         pooled = service == "pgbouncer"
-        dsn = self.stack.dsn("coordinator" if pooled else service, pooled=pooled)
+        dsn = self.stack.dsn(None if pooled else service, pooled=pooled)
         argv = [str(self.stack.binaries("psql")), "-h", dsn.host, "-p", str(dsn.port), "-U", dsn.user,
                 "-d", dsn.dbname, "-v", "ON_ERROR_STOP=1"]
         if command is not None:
