@@ -1,4 +1,4 @@
-"""One PostgreSQL server (data directory): initdb, pg_ctl, pg_isready, pg_basebackup.
+"""One PostgreSQL server (data directory): initdb, pg_ctl, pg_isready, pg_basebackup, pg_rewind.
 
 The server is tracked through its `postmaster.pid`, never by staying its parent, so a
 later CLI invocation sees the same server state as the one that started it.
@@ -55,6 +55,16 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return comm in ("postgres", "postmaster")
+
+
+def parse_controldata(text: str) -> dict[str, str]:
+    """'Name:   value' lines of pg_controldata into a mapping."""
+    fields = {}
+    for line in text.splitlines():
+        name, sep, value = line.partition(":")
+        if sep:
+            fields[name.strip()] = value.strip()
+    return fields
 
 
 def pg_isready(
@@ -185,6 +195,25 @@ class PostgresServer:
             user=self.user,
             what="pg_ctl promote",
         )
+
+    def controldata(self) -> dict[str, str]:
+        """pg_controldata's fields (LANG=C), e.g. "Latest checkpoint location",
+        "Database cluster state"; readable while the server is stopped."""
+        result = run([self.binaries("pg_controldata"), "-D", self.datadir], timeout=30, user=self.user,
+                     what="pg_controldata")
+        return parse_controldata(result.stdout)
+
+    def rewind(self, source: str, *, passfile: Path, timeout: float) -> bool:
+        """pg_rewind this (stopped) server onto the running server `source` (a conninfo);
+        PostgreSQL 13+ first finishes crash recovery of a server that was not shut down
+        cleanly. False when nothing needed rewinding."""
+        result = run(
+            [self.binaries("pg_rewind"), f"--target-pgdata={self.datadir}", f"--source-server={source}"],
+            timeout=timeout, user=self.user,
+            env={"PGPASSFILE": str(passfile), "PGCONNECT_TIMEOUT": "5"},
+            what=f"pg_rewind ({self.datadir.name})",
+        )
+        return "no rewind required" not in (result.stdout + result.stderr)
 
     def wait_ready(self, timeout: float, host: str = "127.0.0.1") -> None:
         if not wait_until(lambda: self.isready(host, timeout=2) == PgIsReady.ACCEPTING, timeout):

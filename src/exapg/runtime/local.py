@@ -20,7 +20,7 @@ from exapg.cluster.topology import Mode
 from exapg.errors import ExaPGError, InvalidParameterError
 from exapg.postgres.conn import Dsn
 from exapg.runtime import logs as logfiles
-from exapg.runtime import nodes, preflight, scaling, service_health, supervised
+from exapg.runtime import nodes, preflight, roles, scaling, service_health, supervised
 from exapg.settings import Settings
 from exapg.stack import Progress, Stack, quiet
 from exapg.state import StackState
@@ -125,6 +125,16 @@ class LocalRuntime:
 
     def require_cluster(self, command: str) -> StackState:
         return self.stack.require_cluster(command)
+
+    # -- the primary's role (ha) -----------------------------------------------------------------
+    def switchover(self) -> list[str]:
+        return roles.switchover(self.stack, self.up)
+
+    def failover(self, force: bool = False) -> list[str]:
+        return roles.failover(self.stack, self.up, force=force)
+
+    def rejoin(self, node: str | None = None) -> list[str]:
+        return roles.rejoin(self.stack, self.up, node)
 
     # -- looking at it -------------------------------------------------------------------------------
     def status(self) -> list[ServiceStatus]:

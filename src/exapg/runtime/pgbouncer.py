@@ -67,6 +67,12 @@ def render_userlist(role: str, secret: str) -> str:
     return f'"{role}" "{secret}"\n'
 
 
+def admin(conn: psycopg.Connection, command: str) -> None:
+    """One command on pgBouncer's admin console (simple query protocol only), e.g.
+    PAUSE db, RELOAD, RECONNECT db, RESUME db."""
+    psycopg.ClientCursor(conn).execute(command)
+
+
 def program(ini: Path, port: int) -> Program:
     return Program(
         name="pgbouncer", role=Role.POOLER, command=[binary(), str(ini)], port=port,

@@ -1,0 +1,67 @@
+"""SQL of role changes: a node's timeline and recovery, replay progress, and the record of
+switchovers and failovers (`exapg.role_changes`) that monitoring reads.
+
+Every function takes an open connection (autocommit).
+"""
+
+from __future__ import annotations
+
+import psycopg
+
+# The primary's timeline is the one it writes WAL on (the first 8 hex digits of the name of
+# its current WAL file); a standby's is the one it receives, else its last restartpoint's.
+TIMELINE_SQL = """
+SELECT CASE WHEN pg_is_in_recovery()
+  THEN coalesce((SELECT received_tli FROM pg_stat_wal_receiver WHERE received_tli > 0),
+                (SELECT timeline_id FROM pg_control_checkpoint()))
+  ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END
+"""
+
+ROLE_CHANGES_DDL = (
+    "CREATE SCHEMA IF NOT EXISTS exapg",
+    "CREATE TABLE IF NOT EXISTS exapg.role_changes ("
+    " at timestamptz NOT NULL DEFAULT now(), kind text NOT NULL, from_server text NOT NULL,"
+    " to_server text NOT NULL, timeline int NOT NULL)",
+    "COMMENT ON TABLE exapg.role_changes IS "
+    "'Planned (switchover) and forced (failover) changes of the primary, written by exapg'",
+)
+
+
+def timeline(conn: psycopg.Connection) -> int | None:
+    row = conn.execute(TIMELINE_SQL).fetchone()
+    return int(row[0]) if row and row[0] is not None else None
+
+
+def in_recovery(conn: psycopg.Connection) -> bool:
+    row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+    return bool(row and row[0])
+
+
+def replayed_past(conn: psycopg.Connection, lsn: str) -> bool:
+    """True once a standby has replayed the WAL record that starts at `lsn` (replay
+    positions are record ends, so strictly past it)."""
+    row = conn.execute("SELECT coalesce(pg_last_wal_replay_lsn() > %s::pg_lsn, false)", (lsn,)).fetchone()
+    return bool(row and row[0])
+
+
+def checkpoint(conn: psycopg.Connection) -> None:
+    """After a promotion: the control file then names the new timeline (pg_rewind reads it)."""
+    conn.execute("CHECKPOINT")
+
+
+def record_role_change(conn: psycopg.Connection, *, kind: str, from_server: str, to_server: str,
+                       timeline: int) -> None:
+    for statement in ROLE_CHANGES_DDL:
+        conn.execute(statement)
+    conn.execute(
+        "INSERT INTO exapg.role_changes (kind, from_server, to_server, timeline) VALUES (%s, %s, %s, %s)",
+        (kind, from_server, to_server, timeline),
+    )
+
+
+def drop_slot_if_present(conn: psycopg.Connection, slot: str) -> bool:
+    """Drop an inactive slot (a demoted primary keeps the one it fed its standby through)."""
+    row = conn.execute(
+        "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+        "WHERE slot_name = %s AND NOT active", (slot,)).fetchone()
+    return row is not None
