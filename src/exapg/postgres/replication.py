@@ -7,6 +7,7 @@ Every function takes an open connection (autocommit).
 from __future__ import annotations
 
 import psycopg
+from psycopg import sql
 
 # The primary's timeline is the one it writes WAL on (the first 8 hex digits of the name of
 # its current WAL file); a standby's is the one it receives, else its last restartpoint's.
@@ -65,3 +66,13 @@ def drop_slot_if_present(conn: psycopg.Connection, slot: str) -> bool:
         "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
         "WHERE slot_name = %s AND NOT active", (slot,)).fetchone()
     return row is not None
+
+
+def set_restore_command(conn: psycopg.Connection, command: str | None) -> None:
+    """Set (or with None, reset) a standby's restore_command and reload: PostgreSQL 14+
+    applies it without a restart."""
+    if command is None:
+        conn.execute("ALTER SYSTEM RESET restore_command")
+    else:
+        conn.execute(sql.SQL("ALTER SYSTEM SET restore_command = {}").format(sql.Literal(command)))
+    conn.execute("SELECT pg_reload_conf()")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -139,7 +140,7 @@ def failover(stack: Stack, bring_up: BringUp, force: bool = False) -> list[str]:
                 "(no transaction lost), or 'exapg failover --force' to stop it and fail over anyway")
         if not _in_recovery(stack, new, secrets):
             raise ExaPGError(f"{new.name} is not a running standby: nothing to fail over to ('exapg status')")
-        actions = _fence(stack, old)
+        actions = _fence(stack, old) + _salvage(stack, old, new, secrets)
         timeline = _promote(stack, new, secrets)
         topology = _save_swapped(stack, state)
         actions += [f"{new.name}: promoted, primary on timeline {timeline}",
@@ -240,6 +241,39 @@ def _replayed_past(stack: Stack, node: Node, secrets: Secrets, lsn: str) -> bool
         return False
 
 
+def _salvage(stack: Stack, old: Node, new: Node, secrets: Secrets) -> list[str]:
+    """The dead primary's data directory is on this machine: finish its crash recovery
+    offline (no client can connect), then let the standby replay the rest of its WAL from
+    its pg_wal (restore_command) before it is promoted, so that no transaction the old
+    primary committed is lost. Where that cannot be done, says what may be lost."""
+    server = stack.server(old)
+    if not server.initialized:
+        return [f"{old.name}: no data directory, transactions {new.name} had not received are lost"]
+    timeout = stack.settings.start_timeout
+    try:
+        if server.controldata().get("Database cluster state") != "shut down":
+            stack.progress(f"{old.name}: finishing its crash recovery offline")
+            server.recover(timeout=max(600.0, timeout))
+        last = server.controldata()["Latest checkpoint location"]
+    except (ExaPGError, KeyError) as exc:
+        return [f"{old.name}: its WAL cannot be read ({first_line(exc)}): transactions it committed "
+                f"that {new.name} had not received are lost"]
+    if _replayed_past(stack, new, secrets, last):
+        return []
+    stack.progress(f"{new.name}: replaying {old.name}'s WAL up to {last}")
+    source = shlex.quote(str(old.datadir / "pg_wal"))
+    with connect(stack.admin_dsn(new, secrets)) as conn:
+        replication.set_restore_command(conn, f'cp {source}/%f "%p"')
+        try:
+            complete = wait_until(lambda: _replayed_past(stack, new, secrets, last), timeout, interval=0.1)
+        finally:
+            replication.set_restore_command(conn, None)
+    if not complete:
+        return [f"{new.name}: could not replay {old.name}'s WAL up to {last} within {timeout:.0f}s: "
+                "transactions committed after what it had received are lost"]
+    return [f"{new.name}: replayed all of {old.name}'s WAL (up to {last}) from its data directory"]
+
+
 def _promote(stack: Stack, node: Node, secrets: Secrets) -> int | None:
     """pg_ctl promote (waits until out of recovery), then a checkpoint so the control file
     names the new timeline (pg_rewind reads it from there); returns the timeline."""
@@ -287,6 +321,7 @@ def _fence(stack: Stack, node: Node) -> list[str]:
                 os.kill(pid, signal.SIGKILL)
         wait_until(lambda: not processes.in_data_dir(node.datadir), LEFTOVER_GRACE, interval=0.1)
         actions.append(f"{node.name}: stopped the processes its dead postmaster left")
+    server.remove_stale_pidfile()
     nodes.release_huge_pages(stack, node)
     return actions
 
