@@ -141,7 +141,8 @@ def test_failover_after_the_primary_is_killed_keeps_every_commit(ha):
     with psycopg.connect(**ha.pgbouncer.kwargs(), autocommit=True) as conn:
         conn.execute("INSERT INTO writes (id) VALUES (-1)")
     assert -1 in stored_ids(ha, new.name)
-    last = sql(ha, new.name, "SELECT kind, from_server, to_server, timeline FROM exapg.role_changes ORDER BY at DESC")[0]
+    last = sql(ha, new.name, "SELECT kind, from_server, to_server, timeline FROM exapg.role_changes "
+                             "ORDER BY at DESC")[0]
     assert last[:3] == ("failover", old.name, new.name) and last[3] > 1
 
 
