@@ -169,6 +169,16 @@ def test_split_brain_shows_and_rejoin_makes_the_promoted_standby_follow_again(ha
     assert ha.cli("health").returncode == 0
 
 
+def test_rejoin_rebuild_clones_the_standby_again_and_keeps_its_old_data(ha):
+    primary, standby = nodes(ha)
+    result = ha.cli("rejoin", "--rebuild")
+    assert result.returncode == 0, result.stderr
+    aside = [p for p in standby.datadir.parent.iterdir() if p.name.startswith(f".removed-{standby.name}-")]
+    assert aside and str(aside[-1]) in result.stdout and (aside[-1] / "PG_VERSION").is_file()
+    assert_follows(ha, standby, primary)
+    assert ha.cli("health").returncode == 0
+
+
 def test_refusals_change_nothing(ha):
     state = ha.runtime.stack.state_path
     before = state.read_bytes()

@@ -36,13 +36,14 @@ def failover(
 def rejoin(
     ctx: typer.Context,
     node: str | None = typer.Argument(None, help="The node to make a standby again (default: the standby)."),
+    rebuild: bool = typer.Option(False, "--rebuild", help="Clone it again without trying pg_rewind."),
 ) -> None:
     """Make a standby that does not follow the primary (promoted by hand, a failed rejoin)
     its standby again: rewound with pg_rewind, or cloned again (its old data kept aside).
     What it wrote on its own is discarded; the primary is never touched."""
     runtime = local_runtime(ctx, progress=True)
     with spinner(ctx):
-        actions = runtime.rejoin(node)
+        actions = runtime.rejoin(node, rebuild=rebuild)
     primary = runtime.stack.topology.coordinator.name
     if not actions:
         info(f"{node or runtime.stack.topology.standbys[0].name} already streams from {primary}: nothing to do.")

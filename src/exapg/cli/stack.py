@@ -179,12 +179,16 @@ def logs(
 
 def sql(
     ctx: typer.Context,
-    service: str = typer.Argument("coordinator", help="Node (coordinator, standby, workerN) or pgbouncer."),
+    service: str | None = typer.Argument(
+        None, help="Node (coordinator, standby, workerN) or pgbouncer. Default: the primary."),
     command: str | None = typer.Option(None, "--command", "-c", help="Run this SQL and exit."),
     backend: str | None = backend_option(),
 ) -> None:
     """Open psql on a node (or run one command with -c), authenticated from the stack's secrets."""
     interactive = sys.stdin.isatty() and command is None
+    if service is None:  # the node that is primary now (a switchover moves it)
+        local = chosen_backend(ctx, backend) == "local"
+        service = local_runtime(ctx).stack.topology.coordinator.name if local else "coordinator"
     argv, env = runtime(ctx, backend).psql_command(service, command, interactive)
     os.execve(argv[0], argv, env)
 

@@ -133,8 +133,8 @@ class LocalRuntime:
     def failover(self, force: bool = False) -> list[str]:
         return roles.failover(self.stack, self.up, force=force)
 
-    def rejoin(self, node: str | None = None) -> list[str]:
-        return roles.rejoin(self.stack, self.up, node)
+    def rejoin(self, node: str | None = None, rebuild: bool = False) -> list[str]:
+        return roles.rejoin(self.stack, self.up, node, rebuild)
 
     # -- looking at it -------------------------------------------------------------------------------
     def status(self) -> list[ServiceStatus]:

@@ -117,7 +117,11 @@ def switchover(stack: Stack, bring_up: BringUp) -> list[str]:
             raise ExaPGError(f"switchover refused, nothing changed: {problems[0]}")
         with paused_pooler(stack, secrets) as follow:
             _stop_cleanly(stack, old, new, secrets)
-            timeline = _promote(stack, new, secrets)
+            try:
+                timeline = _promote(stack, new, secrets)
+            except ExaPGError as exc:
+                raise ExaPGError(f"{new.name} could not be promoted ({exc}); {old.name} is stopped and still "
+                                 "the primary: 'exapg up' starts it again") from None
             topology = _save_swapped(stack, state)
             pooled = follow(topology)
         actions = [f"{old.name}: stopped cleanly",
@@ -156,9 +160,10 @@ def failover(stack: Stack, bring_up: BringUp, force: bool = False) -> list[str]:
         raise _not_rejoined(new.name, old.name, exc) from None
 
 
-def rejoin(stack: Stack, bring_up: BringUp, name: str | None = None) -> list[str]:
-    """Make the standby follow the state's primary again (rewound, or cloned again); the
-    primary is never touched. Empty when it already streams from it."""
+def rejoin(stack: Stack, bring_up: BringUp, name: str | None = None, rebuild: bool = False) -> list[str]:
+    """Make the standby follow the state's primary again (rewound, or cloned again; with
+    `rebuild` cloned again at once); the primary is never touched. Empty when it already
+    streams from it (and no rebuild is asked)."""
     _, topology = require_pair(stack, "rejoin")
     primary = topology.coordinator
     node = topology.standbys[0] if name is None else topology.node(name)
@@ -168,12 +173,12 @@ def rejoin(stack: Stack, bring_up: BringUp, name: str | None = None) -> list[str
             f"{topology.standbys[0].name}")
     secrets = stack.secrets
     with state_file.locked(stack.lock_path):
-        if nodes.receiver_status(stack, node, secrets) == "streaming":
+        if not rebuild and nodes.receiver_status(stack, node, secrets) == "streaming":
             return []
         if not _answers(stack, primary, secrets):
             raise ExaPGError(f"{primary.name} (the primary) does not answer: start it with 'exapg up', "
                              "or promote the standby with 'exapg failover'")
-        actions = _fence(stack, node) + _prepare_follower(stack, node, topology)
+        actions = _fence(stack, node) + _prepare_follower(stack, node, topology, rebuild)
     return actions + _follow_up(stack, node, topology, bring_up)
 
 
@@ -326,13 +331,17 @@ def _fence(stack: Stack, node: Node) -> list[str]:
     return actions
 
 
-def _prepare_follower(stack: Stack, node: Node, topology: Topology) -> list[str]:
+def _prepare_follower(stack: Stack, node: Node, topology: Topology, rebuild: bool = False) -> list[str]:
     """Rewind the stopped `node` onto the primary and write its standby configuration; a data
-    directory pg_rewind cannot bring back is moved aside, and `up` clones the primary again."""
+    directory pg_rewind cannot bring back (or any, with `rebuild`) is moved aside, and `up`
+    clones the primary again."""
     primary = topology.coordinator
     server = stack.server(node)
     if not server.initialized:
         return []
+    if rebuild:
+        aside = nodes.set_aside(node)
+        return [f"{node.name}: data directory kept in {aside}, cloned from {primary.name} again"]
     source = make_conninfo(host=LOOPBACK, port=primary.port, user=stack.settings.postgres_user,
                            dbname="postgres", connect_timeout=5)
     stack.progress(f"{node.name}: pg_rewind onto {primary.name}")
