@@ -109,10 +109,10 @@ def test_switchover_under_writes_through_pgbouncer_loses_nothing_and_swaps_back(
         old, new = nodes(ha)
         writer = Writer(ha.pgbouncer, reconnect=True)
         writer.start()
-        time.sleep(1)
+        assert wait_until(lambda: len(writer.committed) >= 50, 30)
         result = ha.cli("switchover")
         switched_at = len(writer.committed)
-        time.sleep(1)
+        assert wait_until(lambda: len(writer.committed) >= switched_at + 50, 30)
         writer.stop()
         assert result.returncode == 0, result.stderr
         assert f"{new.name} is the primary now" in result.stdout and "timeline" in result.stdout
@@ -129,7 +129,7 @@ def test_failover_after_the_primary_is_killed_keeps_every_commit(ha):
     old, new = nodes(ha)
     writer = Writer(ha.runtime.stack.dsn(old.name), reconnect=False)
     writer.start()
-    time.sleep(1)
+    assert wait_until(lambda: len(writer.committed) >= 50, 30)
     os.kill(ha.server(old.name).pidfile().pid, signal.SIGKILL)
     writer.join(30)
     assert writer.committed and writer.errors, "the write loop ran until the primary died"
