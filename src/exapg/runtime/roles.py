@@ -41,9 +41,9 @@ from exapg.errors import CommandError, ExaPGError, InvalidParameterError, Operat
 from exapg.postgres import replication
 from exapg.postgres.conn import connect
 from exapg.proc import wait_until
-from exapg.runtime import nodes, processes, supervised
+from exapg.runtime import nodes, processes
 from exapg.runtime import pgbouncer as pgbouncer_conf
-from exapg.runtime.programs import management_api, pgbouncer
+from exapg.runtime.programs import pgbouncer
 from exapg.stack import LOOPBACK, Stack
 from exapg.state import StackState
 
@@ -128,8 +128,7 @@ def switchover(stack: Stack, bring_up: BringUp) -> list[str]:
                    f"{new.name}: promoted after replaying all of {old.name}'s WAL, primary on timeline {timeline}",
                    *_record(stack, "switchover", old.name, new.name, timeline, secrets), *pooled]
         actions += _prepare_follower(stack, topology.node(old.name), topology)
-    actions += _follow_up(stack, topology.node(old.name), topology, bring_up)
-    return actions + _reopen_api(stack, topology)
+    return actions + _follow_up(stack, topology.node(old.name), topology, bring_up)
 
 
 def failover(stack: Stack, bring_up: BringUp, force: bool = False) -> list[str]:
@@ -156,10 +155,9 @@ def failover(stack: Stack, bring_up: BringUp, force: bool = False) -> list[str]:
         except ExaPGError as exc:
             raise _not_rejoined(new.name, old.name, exc) from None
     try:
-        actions += _follow_up(stack, topology.node(old.name), topology, bring_up)
+        return actions + _follow_up(stack, topology.node(old.name), topology, bring_up)
     except ExaPGError as exc:
         raise _not_rejoined(new.name, old.name, exc) from None
-    return actions + _reopen_api(stack, topology)
 
 
 def rejoin(stack: Stack, bring_up: BringUp, name: str | None = None, rebuild: bool = False) -> list[str]:
@@ -368,12 +366,6 @@ def _follow_up(stack: Stack, node: Node, topology: Topology, bring_up: BringUp) 
             actions.append(f"{node.name}: dropped its old slot {stale}")
     actions.append(f"{node.name}: streams from {topology.coordinator.name}")
     return actions
-
-
-def _reopen_api(stack: Stack, topology: Topology) -> list[str]:
-    """The management API opens its connection pools at start: restarted, it opens them on
-    the new primary."""
-    return supervised.restart(stack, topology, management_api.NAME)
 
 
 def _not_rejoined(new: str, old: str, exc: ExaPGError) -> ExaPGError:

@@ -63,17 +63,6 @@ def ensure(stack: Stack, topology: Topology, secrets: Secrets, restart: bool = F
     return actions
 
 
-def restart(stack: Stack, topology: Topology, name: str) -> list[str]:
-    """Restart one program (it reads something only at start) and wait until it is healthy."""
-    control = supervisor(stack)
-    programs = [p for p in supervised_programs.for_topology(stack, topology) if p.name == name]
-    if not programs or not control.running():
-        return []
-    control.restart_process(name)
-    wait_healthy(stack, programs)
-    return [f"{name}: restarted"]
-
-
 def shutdown(stack: Stack) -> list[str]:
     """Stop the supervisor and its programs, or the programs a dead supervisor left running."""
     if supervisor(stack).shutdown():

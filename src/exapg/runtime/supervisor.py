@@ -185,12 +185,6 @@ class Supervisor:
             if "ALREADY_STARTED" not in fault.faultString:
                 raise CommandError(f"supervisor could not start {name}: {fault.faultString}") from None
 
-    def restart_process(self, name: str) -> None:
-        proxy = self._proxy()
-        with contextlib.suppress(xmlrpc.client.Fault):  # not running
-            proxy.supervisor.stopProcess(name, True)
-        self.start_process(name)
-
     def shutdown(self, timeout: float = 30) -> bool:
         """Stop every program and supervisord itself; True when it was running."""
         if not self.running():
