@@ -127,8 +127,15 @@ def switchover(stack: Stack, bring_up: BringUp) -> list[str]:
         actions = [f"{old.name}: stopped cleanly",
                    f"{new.name}: promoted after replaying all of {old.name}'s WAL, primary on timeline {timeline}",
                    *_record(stack, "switchover", old.name, new.name, timeline, secrets), *pooled]
-        actions += _prepare_follower(stack, topology.node(old.name), topology)
-    return actions + _follow_up(stack, topology.node(old.name), topology, bring_up)
+        try:
+            actions += _prepare_follower(stack, topology.node(old.name), topology)
+        except ExaPGError as exc:
+            raise _not_rejoined("switchover", new.name, old.name, exc) from None
+    try:
+        actions += _follow_up(stack, topology.node(old.name), topology, bring_up)
+    except ExaPGError as exc:
+        raise _not_rejoined("switchover", new.name, old.name, exc) from None
+    return actions
 
 
 def failover(stack: Stack, bring_up: BringUp, force: bool = False) -> list[str]:
@@ -153,11 +160,11 @@ def failover(stack: Stack, bring_up: BringUp, force: bool = False) -> list[str]:
         try:
             actions += _prepare_follower(stack, topology.node(old.name), topology)
         except ExaPGError as exc:
-            raise _not_rejoined(new.name, old.name, exc) from None
+            raise _not_rejoined("failover", new.name, old.name, exc) from None
     try:
         return actions + _follow_up(stack, topology.node(old.name), topology, bring_up)
     except ExaPGError as exc:
-        raise _not_rejoined(new.name, old.name, exc) from None
+        raise _not_rejoined("failover", new.name, old.name, exc) from None
 
 
 def rejoin(stack: Stack, bring_up: BringUp, name: str | None = None, rebuild: bool = False) -> list[str]:
@@ -368,8 +375,8 @@ def _follow_up(stack: Stack, node: Node, topology: Topology, bring_up: BringUp) 
     return actions
 
 
-def _not_rejoined(new: str, old: str, exc: ExaPGError) -> ExaPGError:
-    return ExaPGError(f"failover done, {new} is the primary; {old} did not rejoin as its standby "
+def _not_rejoined(kind: str, new: str, old: str, exc: ExaPGError) -> ExaPGError:
+    return ExaPGError(f"{kind} done, {new} is the primary; {old} did not rejoin as its standby "
                       f"({exc}): repair it, then run 'exapg rejoin {old}'")
 
 
