@@ -94,8 +94,10 @@ def run(
     env: Mapping[str, str] | None = None,
     what: str | None = None,
     cwd: Path | None = None,
+    stdin: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run a program to completion; raise CommandError with its output when it fails."""
+    """Run a program to completion (`stdin` is its whole input, if given); raise
+    CommandError with its output when it fails."""
     argv = [str(a) for a in args]
     label = what or Path(argv[0]).name
     switch = user is not None and user.switch
@@ -104,6 +106,7 @@ def run(
             argv,
             capture_output=True,
             text=True,
+            input=stdin,
             timeout=timeout,
             env=environment(env, user),
             cwd=cwd or (user.home if switch and user and os.path.isdir(user.home) else "/"),

@@ -142,7 +142,7 @@ class Stack:
         return current
 
     def topology_of(self, state: StackState) -> Topology:
-        return Topology.build(self.settings, state.mode, state.workers, state.standby)
+        return Topology.build(self.settings, state.mode, state.workers, state.standby, state.primary)
 
     @property
     def topology(self) -> Topology:
@@ -150,15 +150,19 @@ class Stack:
 
     # -- reaching the nodes ----------------------------------------------------------------------
     def dsn(
-        self, node: str | Node = "coordinator", *, dbname: str | None = None, pooled: bool = False,
+        self, node: str | Node | None = None, *, dbname: str | None = None, pooled: bool = False,
         secrets: Secrets | None = None,
     ) -> Dsn:
-        """How to reach a node (or pgBouncer, with pooled) as the superuser: the stack's
-        database unless `dbname` says otherwise; `secrets` while `up` has not stored them yet."""
+        """How to reach a node (by default the primary; or pgBouncer, with pooled) as the
+        superuser: the stack's database unless `dbname` says otherwise; `secrets` while `up`
+        has not stored them yet."""
         if pooled:
             port = self.settings.pgbouncer_port
+        elif isinstance(node, Node):
+            port = node.port
         else:
-            port = node.port if isinstance(node, Node) else self.topology.node(node).port
+            topology = self.topology
+            port = (topology.coordinator if node is None else topology.node(node)).port
         password = (secrets or self.secrets).postgres_password
         return Dsn(LOOPBACK, port, dbname or self.settings.postgres_db, self.settings.postgres_user, password)
 

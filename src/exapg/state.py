@@ -1,7 +1,9 @@
 """The stack's state file: what `exapg up` last set up, so later commands know the shape.
 
 Only facts that cannot be derived from the settings live here (the mode and worker
-count chosen at `up`). A corrupted file is reported, never silently replaced.
+count chosen at `up`, and which node is primary now: only `switchover` and `failover`
+change it). A corrupted file is reported, never silently replaced. A file written
+before `primary` existed loads with the coordinator as primary.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ class StackState:
     workers: int = 0
     standby: bool = False
     created: str = ""
+    primary: str = "coordinator"
 
     @classmethod
     def new(cls, project: str, mode: Mode, workers: int, standby: bool) -> StackState:
@@ -45,6 +48,7 @@ def load(path: Path) -> StackState | None:
             workers=int(raw["workers"]),
             standby=bool(raw["standby"]),
             created=str(raw.get("created", "")),
+            primary=str(raw.get("primary", "coordinator")),
         )
     except (FileNotFoundError, NotADirectoryError):
         return None

@@ -56,6 +56,13 @@ def test_an_unchanged_request_keeps_the_previous_state_itself():
     assert scaling.desired_state("exapg", before, Mode.CLUSTER, 3, None) is before
 
 
+def test_the_primary_survives_up_and_a_shape_change_waits_for_a_switch_back():
+    before = replace(StackState.new("exapg", Mode.HA, 0, True), primary="standby")
+    assert scaling.desired_state("exapg", before, None, None, None).primary == "standby"
+    with pytest.raises(InvalidParameterError, match="exapg switchover"):
+        scaling.desired_state("exapg", before, Mode.CLUSTER, None, None)
+
+
 class Recorder:
     """Stands in for every step that touches a server; records the order they ran in."""
 

@@ -1,5 +1,6 @@
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -95,3 +96,30 @@ def test_pgpass_escapes():
     s = secret_store.Secrets("a:b\\c", "r", "k", "adm")
     line = secret_store.pgpass(s, "postgres").splitlines()[0]
     assert line == "*:*:*:postgres:a\\:b\\\\c"
+
+
+def test_the_primary_moves_and_the_names_stay(tmp_path: Path):
+    s = settings(tmp_path, COORDINATOR_PORT="5500", STANDBY_PORT="5501")
+    swapped = Topology.build(s, Mode.HA, primary="standby")
+    assert [(n.name, n.role, n.port) for n in swapped.nodes] == [
+        ("standby", Role.COORDINATOR, 5501), ("coordinator", Role.STANDBY, 5500)]
+    assert swapped.coordinator.name == "standby"
+    follower = swapped.standbys[0]
+    assert follower.primary == "standby" and follower.slot == "exapg_coordinator"
+    assert follower.datadir == tmp_path / "data" / "coordinator"
+    assert Topology.build(s, Mode.HA).standbys[0].slot == "exapg_standby1"  # unchanged for existing stacks
+    for mode in (Mode.STANDALONE, Mode.CLUSTER):
+        with pytest.raises(InvalidParameterError, match="cannot be the primary"):
+            Topology.build(s, mode, workers=1, standby=True, primary="standby")
+    with pytest.raises(InvalidParameterError):
+        Topology.build(s, Mode.HA, primary="worker1")
+
+
+def test_a_state_file_without_primary_loads_with_the_coordinator_as_primary(tmp_path: Path):
+    path = tmp_path / "state.json"
+    path.write_text(json.dumps({"version": 1, "project": "p", "mode": "ha", "workers": 0, "standby": True}))
+    assert state.load(path).primary == "coordinator"
+    swapped = replace(state.StackState.new("p", Mode.HA, 0, True), primary="standby")
+    state.save(path, swapped, me())
+    assert state.load(path) == swapped
+    assert json.loads(path.read_text())["version"] == 1

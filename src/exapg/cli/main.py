@@ -17,6 +17,7 @@ from exapg.cli import compose as compose_cmds
 from exapg.cli import config_commands as config_cmds
 from exapg.cli import exporter as exporter_cmds
 from exapg.cli import images as images_cmds
+from exapg.cli import roles as roles_cmds
 from exapg.cli import stack as stack_cmds
 from exapg.cli import tpch as tpch_cmds
 from exapg.cli.output import error
@@ -52,8 +53,8 @@ def _root(
     ctx.obj = Context(debug or bool(os.environ.get("EXAPG_DEBUG")))
 
 
-for commands in (stack_cmds, config_cmds, cluster_cmds, exporter_cmds, certs_cmds, compose_cmds, tpch_cmds,
-                 images_cmds, backup_cmds):
+for commands in (stack_cmds, roles_cmds, config_cmds, cluster_cmds, exporter_cmds, certs_cmds, compose_cmds,
+                 tpch_cmds, images_cmds, backup_cmds):
     commands.register(app)
 
 

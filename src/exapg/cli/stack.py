@@ -55,7 +55,9 @@ def _print_connect(runtime: LocalRuntime) -> None:
     s, stack = runtime.settings, runtime.stack
     psql = shutil.which("psql") or str(stack.binaries("psql"))
     info("\nConnect:")
-    for label, port in (("coordinator", s.coordinator_port), ("pgBouncer", s.pgbouncer_port)):
+    primary = stack.topology.coordinator
+    named = primary.name if primary.name == "coordinator" else f"{primary.name} (primary)"
+    for label, port in ((named, primary.port), ("pgBouncer", s.pgbouncer_port)):
         info(f"  {label}: PGPASSFILE={stack.passfile} {psql} -h 127.0.0.1 -p {port} "
              f"-U {s.postgres_user} {s.postgres_db}")
     exapg = _exapg_command()
@@ -177,12 +179,16 @@ def logs(
 
 def sql(
     ctx: typer.Context,
-    service: str = typer.Argument("coordinator", help="Node (coordinator, standby, workerN) or pgbouncer."),
+    service: str | None = typer.Argument(
+        None, help="Node (coordinator, standby, workerN) or pgbouncer. Default: the primary."),
     command: str | None = typer.Option(None, "--command", "-c", help="Run this SQL and exit."),
     backend: str | None = backend_option(),
 ) -> None:
     """Open psql on a node (or run one command with -c), authenticated from the stack's secrets."""
     interactive = sys.stdin.isatty() and command is None
+    if service is None:  # the node that is primary now (a switchover moves it)
+        local = chosen_backend(ctx, backend) == "local"
+        service = local_runtime(ctx).stack.topology.coordinator.name if local else "coordinator"
     argv, env = runtime(ctx, backend).psql_command(service, command, interactive)
     os.execve(argv[0], argv, env)
 

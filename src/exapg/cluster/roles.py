@@ -20,7 +20,7 @@ from enum import StrEnum
 import psycopg
 from psycopg.rows import dict_row
 
-from exapg.errors import ExaPGError, InvalidParameterError
+from exapg.errors import ExaPGError, InvalidParameterError, first_line
 
 # exapg.exporter.queries.ROLE_CHANGES_TABLE names the same table (the exporter's image
 # carries only its own package); tests/unit/test_role_change_record.py keeps the two equal.
@@ -99,7 +99,7 @@ def record_role_change(
             row = cur.execute(_INSERT, (str(change_kind), from_server, to_server,
                                         timeline or state["timeline"])).fetchone()
     except psycopg.Error as exc:
-        raise ExaPGError(f"cannot record the {change_kind} to {to_server}: {_first_line(exc)}") from exc
+        raise ExaPGError(f"cannot record the {change_kind} to {to_server}: {first_line(exc)}") from exc
     assert row is not None  # INSERT ... RETURNING one row
     return _change(row)
 
@@ -125,8 +125,3 @@ def _kind(kind: RoleChangeKind | str) -> RoleChangeKind:
 def _change(row: dict) -> RoleChange:
     return RoleChange(int(row["id"]), row["at"], RoleChangeKind(row["kind"]), row["from_server"],
                       row["to_server"], int(row["timeline"]))
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__

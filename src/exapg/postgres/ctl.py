@@ -1,4 +1,4 @@
-"""One PostgreSQL server (data directory): initdb, pg_ctl, pg_isready, pg_basebackup.
+"""One PostgreSQL server (data directory): initdb, pg_ctl, pg_isready, pg_basebackup, pg_rewind.
 
 The server is tracked through its `postmaster.pid`, never by staying its parent, so a
 later CLI invocation sees the same server state as the one that started it.
@@ -50,11 +50,23 @@ def read_pidfile(datadir: Path) -> PidFile | None:
 
 
 def _alive(pid: int) -> bool:
+    """A postgres process that runs (a killed one can linger as a zombie until reaped)."""
     try:
         comm = Path(f"/proc/{pid}/comm").read_text(encoding="utf-8").strip()
-    except OSError:
+        state = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8").rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
         return False
-    return comm in ("postgres", "postmaster")
+    return comm in ("postgres", "postmaster") and state != "Z"
+
+
+def parse_controldata(text: str) -> dict[str, str]:
+    """'Name:   value' lines of pg_controldata into a mapping."""
+    fields = {}
+    for line in text.splitlines():
+        name, sep, value = line.partition(":")
+        if sep:
+            fields[name.strip()] = value.strip()
+    return fields
 
 
 def pg_isready(
@@ -92,6 +104,16 @@ class PostgresServer:
 
     def pidfile(self) -> PidFile | None:
         return read_pidfile(self.datadir)
+
+    def remove_stale_pidfile(self) -> bool:
+        """Remove the postmaster.pid of a postmaster that no longer runs. PostgreSQL clears a
+        stale one itself, except while the dead postmaster lingers as a zombie (its pid still
+        answers a signal); the caller has made sure no process of it is left."""
+        path = self.datadir / "postmaster.pid"
+        if not path.exists() or self.pidfile() is not None:
+            return False
+        path.unlink(missing_ok=True)
+        return True
 
     def isready(self, host: str = "127.0.0.1", timeout: int = 3) -> PgIsReady:
         return pg_isready(self.binaries, host, self.port, timeout=timeout)
@@ -185,6 +207,32 @@ class PostgresServer:
             user=self.user,
             what="pg_ctl promote",
         )
+
+    def controldata(self) -> dict[str, str]:
+        """pg_controldata's fields (LANG=C), e.g. "Latest checkpoint location",
+        "Database cluster state"; readable while the server is stopped."""
+        result = run([self.binaries("pg_controldata"), "-D", self.datadir], timeout=30, user=self.user,
+                     what="pg_controldata")
+        return parse_controldata(result.stdout)
+
+    def rewind(self, source: str, *, passfile: Path, timeout: float) -> bool:
+        """pg_rewind this (stopped) server onto the running server `source` (a conninfo);
+        PostgreSQL 13+ first finishes crash recovery of a server that was not shut down
+        cleanly. False when nothing needed rewinding."""
+        result = run(
+            [self.binaries("pg_rewind"), f"--target-pgdata={self.datadir}", f"--source-server={source}"],
+            timeout=timeout, user=self.user,
+            env={"PGPASSFILE": str(passfile), "PGCONNECT_TIMEOUT": "5"},
+            what=f"pg_rewind ({self.datadir.name})",
+        )
+        return "no rewind required" not in (result.stdout + result.stderr)
+
+    def recover(self, timeout: float) -> None:
+        """Finish the crash recovery of a stopped server that was not shut down cleanly, in
+        single-user mode (it listens on no port: no client gets in); it ends with a shutdown
+        checkpoint, so pg_controldata then says where its WAL ends."""
+        run([self.binaries("postgres"), "--single", "-D", self.datadir, "template1"], stdin="",
+            timeout=timeout, user=self.user, env=self.env, what=f"crash recovery of {self.datadir.name}")
 
     def wait_ready(self, timeout: float, host: str = "127.0.0.1") -> None:
         if not wait_until(lambda: self.isready(host, timeout=2) == PgIsReady.ACCEPTING, timeout):

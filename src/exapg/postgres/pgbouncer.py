@@ -94,3 +94,9 @@ def render_userlist(role: str, secret: str) -> str:
     """pgBouncer's auth_file line; a double quote inside a field is doubled (the exapg/pgbouncer
     entrypoint writes the same line from DATABASES_USER and DATABASES_PASSWORD)."""
     return '"{}" "{}"\n'.format(role.replace('"', '""'), secret.replace('"', '""'))
+
+
+def admin(conn: psycopg.Connection, command: str) -> None:
+    """One command on pgBouncer's admin console (simple query protocol only), e.g.
+    PAUSE db, RELOAD, RECONNECT db, RESUME db."""
+    psycopg.ClientCursor(conn).execute(command)

@@ -20,7 +20,7 @@ from exapg.backup.pgbackrest import Target
 from exapg.cluster.topology import Mode
 from exapg.errors import ExaPGError, InvalidParameterError
 from exapg.postgres.conn import Dsn
-from exapg.runtime import backup, nodes, preflight, scaling, service_health, supervised
+from exapg.runtime import backup, nodes, preflight, roles, scaling, service_health, supervised
 from exapg.runtime import logs as logfiles
 from exapg.settings import Settings
 from exapg.stack import Progress, Stack, quiet
@@ -140,6 +140,16 @@ class LocalRuntime:
     def require_cluster(self, command: str) -> StackState:
         return self.stack.require_cluster(command)
 
+    # -- the primary's role (ha) -----------------------------------------------------------------
+    def switchover(self) -> list[str]:
+        return roles.switchover(self.stack, self.up)
+
+    def failover(self, force: bool = False) -> list[str]:
+        return roles.failover(self.stack, self.up, force=force)
+
+    def rejoin(self, node: str | None = None, rebuild: bool = False) -> list[str]:
+        return roles.rejoin(self.stack, self.up, node, rebuild)
+
     # -- looking at it -------------------------------------------------------------------------------
     def status(self) -> list[ServiceStatus]:
         return service_health.statuses(self.stack)
@@ -160,7 +170,7 @@ class LocalRuntime:
     def psql_command(self, service: str, command: str | None, interactive: bool) -> tuple[list[str], dict[str, str]]:
         """psql on a node, or on pgBouncer, authenticated through the stack's passfile."""
         pooled = service == "pgbouncer"
-        dsn = self.stack.dsn("coordinator" if pooled else service, pooled=pooled)
+        dsn = self.stack.dsn(None if pooled else service, pooled=pooled)
         argv = [str(self.stack.binaries("psql")), "-h", dsn.host, "-p", str(dsn.port), "-U", dsn.user,
                 "-d", dsn.dbname, "-v", "ON_ERROR_STOP=1"]
         if command is not None:

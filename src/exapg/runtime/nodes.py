@@ -67,7 +67,7 @@ def create(stack: Stack, node: Node, server: PostgresServer, topology: Topology,
         finally:
             pwfile.unlink(missing_ok=True)
         return
-    primary = topology.node(node.primary or "coordinator")
+    primary = topology.node(node.primary or topology.coordinator.name)
     try:
         server.basebackup(
             host=LOOPBACK, port=primary.port, user=REPLICATION_USER, slot=node.slot or "",
@@ -90,7 +90,7 @@ def write_conf(stack: Stack, node: Node, topology: Topology) -> bool:
     )
     params.update(archiving.node_settings(stack, node))
     if node.is_standby:
-        primary = topology.node(node.primary or "coordinator")
+        primary = topology.node(node.primary or topology.coordinator.name)
         params["primary_conninfo"] = (
             f"host={LOOPBACK} port={primary.port} user={REPLICATION_USER} "
             f"passfile={stack.passfile} application_name={node.name} connect_timeout=5"

@@ -72,3 +72,20 @@ def _socket_inodes(pid: int) -> set[int]:
         if target.startswith("socket:["):
             inodes.add(int(target[8:-1]))
     return inodes
+
+
+def in_data_dir(datadir: Path) -> list[int]:
+    """PostgreSQL processes working in `datadir` (every server process runs there): after its
+    postmaster was killed, its children that have not noticed yet and still hold its memory."""
+    target = str(datadir.resolve())
+    found = []
+    for entry in PROC.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (os.readlink(entry / "cwd") == target
+                    and (entry / "comm").read_text(encoding="utf-8").strip() in ("postgres", "postmaster")):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return sorted(found)

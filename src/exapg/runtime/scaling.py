@@ -41,6 +41,10 @@ def desired_state(
         standby = chosen == Mode.HA or bool(previous and previous.standby and chosen == previous.mode)
     if previous and (previous.mode, previous.workers, previous.standby) == (chosen, count, standby):
         return previous
+    if previous and previous.primary != "coordinator":
+        raise InvalidParameterError(
+            f"node {previous.primary} is the primary since a switchover or failover: run 'exapg switchover' "
+            f"to make coordinator primary again before changing the stack's shape")
     return StackState.new(project, chosen, count, standby)
 
 

@@ -12,10 +12,11 @@ from dataclasses import replace
 import psycopg
 
 from exapg.cluster import citus
-from exapg.cluster.health import lag_text
+from exapg.cluster.health import lag_text, split_brain
 from exapg.cluster.probe import NodeReport, direct_connector, inspect_cluster
 from exapg.cluster.topology import Node, Topology
 from exapg.errors import ExaPGError
+from exapg.postgres import replication
 from exapg.postgres.conn import connect
 from exapg.postgres.ctl import PgIsReady
 from exapg.runtime import processes
@@ -30,7 +31,9 @@ from exapg.status import ServiceState, ServiceStatus
 def statuses(stack: Stack) -> list[ServiceStatus]:
     topology = stack.topology
     reports = standby_reports(stack, topology)
-    result = [node_status(stack, node, reports.get(node.name)) for node in topology.nodes]
+    timelines = node_timelines(stack, topology)
+    result = [node_status(stack, node, reports.get(node.name), timelines.get(node.name)) for node in topology.nodes]
+    result = with_split_brain(result, topology, reports)
     if topology.workers:
         result = with_citus_membership(stack, result, topology)
     infos = supervisor(stack).processes()
@@ -53,6 +56,31 @@ def standby_reports(stack: Stack, topology: Topology) -> dict[str, NodeReport]:
         return {}  # an up that stopped before storing them: nothing runs to inspect
     connector = direct_connector(lambda name: stack.dsn(topology.node(name), secrets=secrets))
     return {r.name: r for r in inspect_cluster(topology, connector, nodes=nodes)}
+
+
+def node_timelines(stack: Stack, topology: Topology) -> dict[str, int]:
+    """The timeline of each node of a primary/standby pair (it changes with every promotion)."""
+    if not topology.standbys:
+        return {}
+    found = {}
+    for node in (topology.coordinator, *topology.standbys):
+        try:
+            with connect(stack.admin_dsn(node), statement_timeout_ms=5000) as conn:
+                value = replication.timeline(conn)
+        except (ExaPGError, psycopg.Error):
+            continue
+        if value is not None:
+            found[node.name] = value
+    return found
+
+
+def with_split_brain(
+    found: list[ServiceStatus], topology: Topology, reports: dict[str, NodeReport],
+) -> list[ServiceStatus]:
+    """A standby that accepts writes and the primary both unhealthy, each saying so."""
+    writable = [n.name for n in topology.standbys if (r := reports.get(n.name)) and r.state == "primary"]
+    details = split_brain(topology.coordinator.name, writable)
+    return [replace(s, healthy=False, detail=details[s.name]) if s.name in details else s for s in found]
 
 
 def _unsupervised(stack: Stack, programs: list[Program], infos: dict[str, ProcessInfo]) -> dict[int, int]:
@@ -86,7 +114,9 @@ def with_citus_membership(stack: Stack, found: list[ServiceStatus], topology: To
     return result
 
 
-def node_status(stack: Stack, node: Node, report: NodeReport | None = None) -> ServiceStatus:
+def node_status(
+    stack: Stack, node: Node, report: NodeReport | None = None, timeline: int | None = None,
+) -> ServiceStatus:
     server = stack.server(node)
     pid = server.pidfile()
     if pid is None:
@@ -95,6 +125,8 @@ def node_status(stack: Stack, node: Node, report: NodeReport | None = None) -> S
     ready = server.isready(timeout=2)
     state = ServiceState.RUNNING if pid.status in ("ready", "standby") else ServiceState.STARTING
     detail = f"hot standby of {node.primary}" if node.is_standby else "primary"
+    if timeline is not None:
+        detail += f", timeline {timeline}"
     is_healthy = ready == PgIsReady.ACCEPTING
     if not is_healthy:
         detail = f"pg_isready: {ready.name.lower().replace('_', ' ')}"

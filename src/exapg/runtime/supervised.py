@@ -63,6 +63,18 @@ def ensure(stack: Stack, topology: Topology, secrets: Secrets, restart: bool = F
     return actions
 
 
+def restart(stack: Stack, topology: Topology, name: str) -> list[str]:
+    """Restart one supervised program and wait until it is healthy (nothing when the
+    supervisor does not run)."""
+    control = supervisor(stack)
+    if not control.running():
+        return []
+    program = next(p for p in supervised_programs.for_topology(stack, topology) if p.name == name)
+    control.restart_process(name)
+    wait_healthy(stack, [program])
+    return [f"{name}: restarted"]
+
+
 def shutdown(stack: Stack) -> list[str]:
     """Stop the supervisor and its programs, or the programs a dead supervisor left running."""
     if supervisor(stack).shutdown():

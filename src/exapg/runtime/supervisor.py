@@ -177,6 +177,13 @@ class Supervisor:
             for info in self._proxy().supervisor.getAllProcessInfo()
         }
 
+    def restart_process(self, name: str) -> None:
+        """Stop one program (if it runs) and start it again, waiting for both."""
+        proxy = self._proxy()
+        with contextlib.suppress(xmlrpc.client.Fault):  # not running
+            proxy.supervisor.stopProcess(name, True)
+        self.start_process(name)
+
     def start_process(self, name: str) -> None:
         try:
             self._proxy().supervisor.startProcess(name, True)

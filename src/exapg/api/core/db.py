@@ -1,7 +1,7 @@
 """Connection pools, one per node, created on first use.
 
 The hot path (token check and dashboard overview) uses an asyncio pool on the
-coordinator, so those requests never wait for a worker thread; everything else uses the
+primary, so those requests never wait for a worker thread; everything else uses the
 thread-safe pools from sync routes. Every connection is autocommit, carries a statement timeout and the application name
 `exapg-mgmt` (so the query monitor can tell the UI's own sessions apart).
 """
@@ -34,6 +34,10 @@ PROBE_WAIT = 1.0
 # passed (psycopg_pool's default: 300), then leaves it to the next request: with the
 # default, a node back after a minute's outage was not used again for another half minute.
 RECONNECT_TIMEOUT = 2.0
+# The primary's pool is not keyed by a node name: it is whichever node the topology puts
+# first when the pool opens (after a switchover, the node named "standby"); the runtime
+# restarts the API after a change of primary, so its pools open on the new one.
+PRIMARY = ""
 log = logging.getLogger(__name__)
 
 
@@ -52,8 +56,12 @@ class Pools:
                 self._pools[node] = self._open(node)
             return self._pools[node]
 
+    def name(self, node: str) -> str:
+        """The node a pool key stands for."""
+        return node or self.access.topology().coordinator.name
+
     def _kwargs(self, node: str) -> dict[str, object]:
-        return self.access.dsn(node).kwargs(
+        return self.access.dsn(self.name(node)).kwargs(
             application_name=APP_NAME,
             autocommit=True,
             connect_timeout=CONNECT_TIMEOUT,
@@ -63,20 +71,20 @@ class Pools:
     def _open(self, node: str) -> ConnectionPool:
         return ConnectionPool(
             kwargs=self._kwargs(node),
-            min_size=1 if node == "coordinator" else 0,
+            min_size=1 if node == PRIMARY else 0,
             max_size=self.max_size,
             timeout=POOL_WAIT,
             max_idle=300,
             check=ConnectionPool.check_connection,  # no dead connection after a restart
             reconnect_timeout=RECONNECT_TIMEOUT,
             open=True,
-            name=f"exapg-mgmt-{node}",
+            name=f"exapg-mgmt-{node or 'primary'}",
         )
 
     async def open_async(self) -> None:
-        """The coordinator's asyncio pool; opened inside the server's event loop."""
+        """The primary's asyncio pool; opened inside the server's event loop."""
         self._async = AsyncConnectionPool(
-            kwargs=self._kwargs("coordinator"),
+            kwargs=self._kwargs(PRIMARY),
             min_size=2,
             max_size=self.max_size,
             timeout=POOL_WAIT,
@@ -88,7 +96,7 @@ class Pools:
         )
         await self._async.open(wait=False)
 
-    def down(self, node: str) -> str | None:
+    def down(self, node: str = PRIMARY) -> str | None:
         """Why `node` is taken for down (its last try failed), or None."""
         failed = self._down.get(node)
         return failed[1] if failed else None
@@ -113,18 +121,18 @@ class Pools:
         self, timeout: float = POOL_WAIT
     ) -> AsyncIterator[psycopg.AsyncConnection]:
         if self._async is None:
-            raise UnavailableError("the coordinator pool is not open yet")
-        timeout = self._admit("coordinator", timeout)
+            raise UnavailableError("the primary's pool is not open yet")
+        timeout = self._admit(PRIMARY, timeout)
         try:
             async with self._async.connection(timeout=timeout) as conn:
-                self._down.pop("coordinator", None)  # a checked connection: the node is up
+                self._down.pop(PRIMARY, None)  # a checked connection: the node is up
                 yield conn
         except psycopg.errors.QueryCanceled:
             raise  # a statement timeout: the node answers (504, not down)
         except PoolTimeout:
-            raise self._failed("coordinator", _unreachable("coordinator", timeout)) from None
+            raise self._failed(PRIMARY, _unreachable(self._shown(PRIMARY), timeout)) from None
         except psycopg.OperationalError as exc:
-            raise self._failed("coordinator", f"node coordinator: {first_line(exc)}") from None
+            raise self._failed(PRIMARY, f"node {self._shown(PRIMARY)}: {first_line(exc)}") from None
 
     async def close_async(self) -> None:
         if self._async is not None:
@@ -133,9 +141,10 @@ class Pools:
 
     @contextmanager
     def connection(
-        self, node: str = "coordinator", timeout: float = POOL_WAIT
+        self, node: str = PRIMARY, timeout: float = POOL_WAIT
     ) -> Iterator[psycopg.Connection]:
-        """A pooled connection; a node that cannot be reached becomes UnavailableError."""
+        """A pooled connection to `node` (by default the primary); a node that cannot be
+        reached becomes UnavailableError."""
         timeout = self._admit(node, timeout)
         try:
             with self.pool(node).connection(timeout=timeout) as conn:
@@ -144,9 +153,16 @@ class Pools:
         except psycopg.errors.QueryCanceled:
             raise  # a statement timeout: the node answers (504, not down)
         except PoolTimeout:
-            raise self._failed(node, _unreachable(node, timeout)) from None
+            raise self._failed(node, _unreachable(self._shown(node), timeout)) from None
         except psycopg.OperationalError as exc:
-            raise self._failed(node, f"node {node}: {first_line(exc)}") from None
+            raise self._failed(node, f"node {self._shown(node)}: {first_line(exc)}") from None
+
+    def _shown(self, node: str) -> str:
+        """A pool key as messages name it (the primary's, by its node's name)."""
+        try:
+            return self.name(node)
+        except Exception:
+            return node or "primary"
 
     def close(self) -> None:
         with self._lock:
