@@ -121,7 +121,7 @@ class Pools:
         self, timeout: float = POOL_WAIT
     ) -> AsyncIterator[psycopg.AsyncConnection]:
         if self._async is None:
-            raise UnavailableError("the primary's pool is not open yet")
+            raise UnavailableError(f"node {self._shown(PRIMARY)}: the primary's pool is not open yet")
         timeout = self._admit(PRIMARY, timeout)
         try:
             async with self._async.connection(timeout=timeout) as conn:
