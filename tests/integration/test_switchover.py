@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Iterator
 
+import httpx
 import psycopg
 import pytest
 
@@ -97,6 +98,13 @@ def assert_follows(stack: Stack, standby: Node, primary: Node) -> None:
     assert wait_until(streaming, 30), sql(stack, standby.name, "SELECT * FROM pg_stat_wal_receiver")
 
 
+def api_login(stack: Stack) -> int:
+    """A login through the stack's management API: it writes a session and an audit record."""
+    answer = httpx.post(f"http://127.0.0.1:{stack.settings.mgmt_backend_port}/api/auth/login", timeout=30,
+                        json={"username": "admin", "password": stack.runtime.stack.secrets.admin_password})
+    return answer.status_code
+
+
 def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
@@ -121,6 +129,8 @@ def test_switchover_under_writes_through_pgbouncer_loses_nothing_and_swaps_back(
         assert writer.errors == [], "pgBouncer held its clients' queries during the switch"
         assert not set(writer.committed) - stored_ids(ha, new.name)
         assert_follows(ha, nodes(ha)[1], nodes(ha)[0])
+        assert "management_backend: restarted" in result.stdout
+        assert api_login(ha) == 200, "the management API writes (a login) on the new primary"
     kinds = sql(ha, nodes(ha)[0].name, "SELECT kind, from_server, to_server FROM exapg.role_changes ORDER BY at")
     assert kinds[-2:] == [("switchover", new.name, old.name), ("switchover", old.name, new.name)]
 
