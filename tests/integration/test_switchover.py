@@ -154,6 +154,7 @@ def test_failover_after_the_primary_is_killed_keeps_every_commit(ha):
     last = sql(ha, new.name, "SELECT kind, from_server, to_server, timeline FROM exapg.role_changes "
                              "ORDER BY at DESC")[0]
     assert last[:3] == ("failover", old.name, new.name) and last[3] > 1
+    assert api_login(ha) == 200, "the management API writes (a login) on the new primary"
 
 
 def test_split_brain_shows_and_rejoin_makes_the_promoted_standby_follow_again(ha):
