@@ -167,6 +167,8 @@ def test_split_brain_shows_and_rejoin_makes_the_promoted_standby_follow_again(ha
     assert not statuses[primary.name]["healthy"] and "split brain" in statuses[primary.name]["detail"]
     assert not statuses[standby.name]["healthy"]
     assert f"exapg rejoin {standby.name}" in statuses[standby.name]["detail"]
+    assert "on timeline" in statuses[standby.name]["detail"] and "on timeline" in statuses[primary.name]["detail"]
+    assert statuses["pgbouncer"]["detail"].startswith(f"sends clients to {primary.name}")
     assert ha.cli("health").returncode == 1
 
     result = ha.cli("rejoin", standby.name)

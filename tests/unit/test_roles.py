@@ -3,8 +3,8 @@ preconditions, the split-brain verdict, pg_controldata's fields."""
 
 from __future__ import annotations
 
-from exapg.cluster.health import split_brain
 from exapg.cluster.probe import NodeReport, Upstream
+from exapg.cluster.split_brain import Writable, explain
 from exapg.cluster.topology import Mode
 from exapg.postgres.ctl import parse_controldata
 from exapg.runtime import roles
@@ -42,10 +42,12 @@ def test_switchover_preconditions():
     assert roles.switchover_blockers("coordinator", True, "standby", None)
 
 
-def test_split_brain_names_both_nodes_and_the_repair():
-    assert split_brain("coordinator", []) == {}
-    found = split_brain("coordinator", ["standby"])
-    assert found["standby"] == "writable, but configured as standby of coordinator: run 'exapg rejoin standby'"
+def test_split_brain_names_both_nodes_their_timelines_and_the_repair():
+    assert explain("coordinator", []) == {}
+    found = explain("coordinator", [Writable("coordinator", 1), Writable("standby", 2)])
+    assert found["standby"] == ("writable on timeline 2, but configured as standby of coordinator: "
+                                "run 'exapg rejoin standby'")
+    assert found["coordinator"].startswith("primary on timeline 1 (pgBouncer serves it), but standby on timeline 2")
     assert "split brain" in found["coordinator"] and "exapg rejoin standby" in found["coordinator"]
 
 

@@ -55,17 +55,3 @@ def lag_text(lag_bytes: float | None, lag_seconds: float | None) -> str:
     if lag_seconds is not None:
         parts.append(f"{lag_seconds:.0f} s")
     return f"lag {' / '.join(parts)}" if parts else ""
-
-
-def split_brain(primary: str, writable_standbys: list[str]) -> dict[str, str]:
-    """Node -> why it is unhealthy, when nodes configured as standbys accept writes too (two
-    primaries: each may take writes the other never sees). The configured primary is the one
-    pgBouncer serves; the others are rejoined to it."""
-    if not writable_standbys:
-        return {}
-    found = {name: f"writable, but configured as standby of {primary}: run 'exapg rejoin {name}'"
-             for name in writable_standbys}
-    others = ", ".join(writable_standbys)
-    found[primary] = (f"primary (pgBouncer serves it), but {others} accepts writes too (split brain): "
-                      f"run 'exapg rejoin {writable_standbys[0]}'")
-    return found

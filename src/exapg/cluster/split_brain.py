@@ -73,3 +73,22 @@ def split_brain(topology: Topology, reports: list[NodeReport]) -> list[Writable]
         if len(writable) > 1:
             found += [Writable(r.name, r.timeline) for r in writable]
     return found
+
+
+def explain(primary: str, writable: list[Writable]) -> dict[str, str]:
+    """Node -> why it is unhealthy in a split brain, with its timeline. The configured
+    primary is the one pgBouncer serves; the other writable nodes are rejoined to it."""
+    if not writable:
+        return {}
+    timelines = {w.name: w.timeline for w in writable}
+
+    def on(name: str) -> str:
+        return f" on timeline {timelines[name]}" if timelines.get(name) is not None else ""
+
+    strays = [w.name for w in writable if w.name != primary]
+    found = {name: f"writable{on(name)}, but configured as standby of {primary}: run 'exapg rejoin {name}'"
+             for name in strays}
+    others = ", ".join(f"{name}{on(name)}" for name in strays)
+    found[primary] = (f"primary{on(primary)} (pgBouncer serves it), but {others} accepts writes too "
+                      f"(split brain): run 'exapg rejoin {strays[0]}'")
+    return found

@@ -12,16 +12,17 @@ from dataclasses import replace
 import psycopg
 
 from exapg.cluster import citus
-from exapg.cluster.health import lag_text, split_brain
+from exapg.cluster.health import lag_text
 from exapg.cluster.probe import NodeReport, direct_connector, inspect_cluster
+from exapg.cluster.split_brain import explain, split_brain
 from exapg.cluster.topology import Node, Topology
 from exapg.errors import ExaPGError
-from exapg.postgres import replication
 from exapg.postgres.conn import connect
 from exapg.postgres.ctl import PgIsReady
 from exapg.runtime import processes
 from exapg.runtime import programs as supervised_programs
 from exapg.runtime.base import Program
+from exapg.runtime.programs.pgbouncer import NAME as POOLER
 from exapg.runtime.supervised import SUPERVISOR_STATES, healthy, supervisor
 from exapg.runtime.supervisor import ProcessInfo
 from exapg.stack import Stack
@@ -31,7 +32,7 @@ from exapg.status import ServiceState, ServiceStatus
 def statuses(stack: Stack) -> list[ServiceStatus]:
     topology = stack.topology
     reports = standby_reports(stack, topology)
-    timelines = node_timelines(stack, topology)
+    timelines = {name: r.timeline for name, r in reports.items() if r.timeline is not None}
     result = [node_status(stack, node, reports.get(node.name), timelines.get(node.name)) for node in topology.nodes]
     result = with_split_brain(result, topology, reports)
     if topology.workers:
@@ -40,7 +41,12 @@ def statuses(stack: Stack) -> list[ServiceStatus]:
     programs = supervised_programs.for_topology(stack, topology)
     unsupervised = _unsupervised(stack, programs, infos)
     for program in programs:
-        result.append(program_status(stack, program, infos.get(program.name), unsupervised))
+        status = program_status(stack, program, infos.get(program.name), unsupervised)
+        if program.name == POOLER and status.healthy:
+            # In a split brain, which of the two writable nodes the clients reach.
+            primary = topology.coordinator
+            status = replace(status, detail=f"sends clients to {primary.name} (port {primary.port})")
+        result.append(status)
     return result
 
 
@@ -58,28 +64,12 @@ def standby_reports(stack: Stack, topology: Topology) -> dict[str, NodeReport]:
     return {r.name: r for r in inspect_cluster(topology, connector, nodes=nodes)}
 
 
-def node_timelines(stack: Stack, topology: Topology) -> dict[str, int]:
-    """The timeline of each node of a primary/standby pair (it changes with every promotion)."""
-    if not topology.standbys:
-        return {}
-    found = {}
-    for node in (topology.coordinator, *topology.standbys):
-        try:
-            with connect(stack.admin_dsn(node), statement_timeout_ms=5000) as conn:
-                value = replication.timeline(conn)
-        except (ExaPGError, psycopg.Error):
-            continue
-        if value is not None:
-            found[node.name] = value
-    return found
-
-
 def with_split_brain(
     found: list[ServiceStatus], topology: Topology, reports: dict[str, NodeReport],
 ) -> list[ServiceStatus]:
-    """A standby that accepts writes and the primary both unhealthy, each saying so."""
-    writable = [n.name for n in topology.standbys if (r := reports.get(n.name)) and r.state == "primary"]
-    details = split_brain(topology.coordinator.name, writable)
+    """When a node configured as standby accepts writes: it and the primary both unhealthy,
+    each saying so with its timeline (the same rule as the API's, cluster/split_brain.py)."""
+    details = explain(topology.coordinator.name, split_brain(topology, list(reports.values())))
     return [replace(s, healthy=False, detail=details[s.name]) if s.name in details else s for s in found]
 
 
