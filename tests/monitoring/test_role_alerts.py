@@ -134,11 +134,21 @@ def wait_for_a_healthy_pair(watched: Watched) -> None:
     assert not set(watched.alerts()) & ROLE_ALERTS
 
 
-def test_standby_promoted_by_hand_raises_multiple_primaries(watched):
+def pooled(stack: Stack, statement: str) -> None:
+    with connect(stack.pgbouncer) as conn:
+        conn.execute(statement)
+
+
+def test_standby_promoted_by_hand_raises_multiple_primaries_and_rejoin_repairs_it(watched):
     stack = watched.stack
+    pooled(stack, "CREATE TABLE kept (id int PRIMARY KEY)")
+    pooled(stack, "INSERT INTO kept VALUES (1)")
     wait_for_a_healthy_pair(watched)
     promoted_at = time.monotonic()
     stack.standby_server.promote(timeout=60)  # pg_ctl promote, the primary still running
+    pooled(stack, "INSERT INTO kept VALUES (2)")  # pgBouncer serves the configured primary
+    with connect(stack.standby) as conn:
+        conn.execute("INSERT INTO kept VALUES (3)")  # a stray write on the promoted side
 
     split = watched.wait_firing("MultiplePrimaries", 120)
     fired_after = time.monotonic() - promoted_at
@@ -162,6 +172,19 @@ def test_standby_promoted_by_hand_raises_multiple_primaries(watched):
     fired = watched.query(FIRED)
     assert {series["metric"]["alertname"] for series in fired} == {
         "MultiplePrimaries", "PrimaryTimelineChanged"}
+
+    # the repair: the promoted node follows the primary pgBouncer serves again
+    repaired = stack.cli("rejoin", "standby")
+    assert repaired.returncode == 0, repaired.stderr
+    assert stack.cli("health").returncode == 0
+    ids = "SELECT array_agg(id ORDER BY id) FROM kept"
+    with connect(stack.coordinator) as conn:
+        assert conn.execute(ids).fetchone() == ([1, 2],), "what pgBouncer's clients committed is kept"
+    with connect(stack.standby) as conn:
+        assert wait_until(lambda: conn.execute(ids).fetchone() == ([1, 2],), 30, "the standby to catch up")
+        assert conn.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)
+    wait_until(lambda: not watched.firing("MultiplePrimaries") and not watched.firing("StandbyNotInRecovery"),
+               60, "the role alerts to resolve")
 
 
 def test_recorded_failover_is_planned_not_unplanned(watched):
