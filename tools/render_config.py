@@ -7,7 +7,7 @@
 
 config/postgresql/postgresql.conf, pg_hba.conf and config/pgbouncer/pgbouncer.ini.template
 are what exapg.postgres.conf and exapg.postgres.pgbouncer render for the local runtime, with
-the container's addresses and paths as parameters (postgresql.conf: tuned for the seed's
+the container's addresses and paths as parameters (postgresql.conf: tuned for the specification's
 4 GB, 2 CPU, 256 MB /dev/shm container). Nothing else writes them; tests/unit/test_conf_files.py
 fails when a committed file differs from what this script renders.
 """

@@ -87,11 +87,11 @@ def test_cluster_lists_every_node_with_replication(admin, api_server):
 
 
 def test_idle_primary_shows_no_replication_lag(admin, api_server):
-    """The seed's `now() - pg_last_xact_replay_timestamp()` grows while the primary is
+    """The specification's `now() - pg_last_xact_replay_timestamp()` grows while the primary is
     idle; ours is zero once the standby has replayed all the primary wrote. Other WAL
     (checkpoints, autovacuum) may come at any time, so wait, bounded, for a reading in
     which the standby has caught up and its last replayed commit is old enough for the
-    seed's formula to show seconds of lag."""
+    specification's formula to show seconds of lag."""
     with connect(api_server.stack.coordinator) as conn:
         conn.execute("SELECT txid_current()")  # a commit for the standby to replay
     readings = []

@@ -1,4 +1,4 @@
-"""Compose projects on the real Docker engine: started with the seed's commands
+"""Compose projects on the real Docker engine: started with the specification's commands
 (`docker-compose -f ... up -d`), on free host ports and a subnet of their own, and always
 removed with their volumes, even when a test fails.
 
@@ -78,7 +78,7 @@ HANDED_OUT: set[str] = set()  # prefixes of this process's projects whose networ
 
 
 def free_prefix() -> str:
-    """A 172.x /16 no Docker network uses yet (the seed's fixed addresses live in it), nor a
+    """A 172.x /16 no Docker network uses yet (the specification's fixed addresses live in it), nor a
     project of this process still holds (two side by side, before the first one's `up`)."""
     used = set(HANDED_OUT)
     for net in docker("network", "ls", "-q").stdout.split():

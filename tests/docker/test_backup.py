@@ -1,4 +1,4 @@
-"""The seed's backup commands (docs/docker.md, "Backups") against a server run with the
+"""The specification's backup commands (docs/docker.md, "Backups") against a server run with the
 image's configuration and authenticated by the pgpass the image's entrypoint writes:
 pg_dump over the local socket, pg_basebackup -Ft -z, and a tar of a stopped data
 directory, each restored and read back. Only `docker-compose exec` / `docker run` around
@@ -56,7 +56,7 @@ def test_pg_dump_restores_into_a_new_database(scratch_pg, exadb, tmp_path):
 
 def test_pg_basebackup_tar_gz_starts_as_a_copy(scratch_pg, exadb, tmp_path):
     tmp = service_owned(tmp_path)
-    # The seed's command as it is; it starts with a spread checkpoint, which paces its writes
+    # The specification's command as it is; it starts with a spread checkpoint, which paces its writes
     # over checkpoint_timeout: written out first, there is nothing left to pace (the docs
     # give `-c fast` for a busy server).
     with psycopg.connect(scratch_pg.conninfo, password=PASSWORD, autocommit=True) as conn:

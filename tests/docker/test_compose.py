@@ -1,4 +1,4 @@
-"""The compose files of seed 000, rendered by docker-compose and checked field by field."""
+"""The compose files of the Docker specification, rendered by docker-compose and checked field by field."""
 
 from __future__ import annotations
 
@@ -32,14 +32,14 @@ EXPECTED_SERVICES = {
     "secure": CORE,
     "everything": CORE | MONITORING | MGMT | {"standby"},
 }
-SEED_PORTS = {
+SPEC_PORTS = {
     "coordinator": (5432, 5432), "worker1": (5432, 5433), "worker2": (5432, 5434),
     "pgbouncer": (6432, 6432), "prometheus": (9090, 9090), "grafana": (3000, 3000),
     "postgres_exporter": (9187, 9187), "replication_exporter": (9188, 9188),
     "management_backend": (8000, 8000), "management_frontend": (3000, 3001),
     "standby": (5432, 5440),
 }
-SEED_ADDRESSES = {"coordinator": "172.20.0.10", "worker1": "172.20.0.11", "prometheus": "172.20.0.20"}
+SPEC_ADDRESSES = {"coordinator": "172.20.0.10", "worker1": "172.20.0.11", "prometheus": "172.20.0.20"}
 POSTGRES_SERVICES = ("coordinator", "worker1", "worker2", "worker")
 
 
@@ -55,7 +55,7 @@ def test_seed_ports_and_container_names(combo, tmp_path):
     for name, service in services.items():
         if name == "worker":
             continue
-        target, host = SEED_PORTS[name]
+        target, host = SPEC_PORTS[name]
         assert published(service) == {target: host}, name
         assert service["container_name"] == f"exapg_{name}".replace("management_", "mgmt_"), name
 
@@ -126,7 +126,7 @@ def test_network_subnet_addresses_and_labels(tmp_path):
     assert network["ipam"]["config"] == [{"subnet": "172.20.0.0/16"}]
     assert network["labels"] == {"com.exapg.network": "main"}
     services = model["services"]
-    for name, expected in SEED_ADDRESSES.items():
+    for name, expected in SPEC_ADDRESSES.items():
         assert address(services[name]) == expected
     fixed = [address(s) for s in services.values() if address(s)]
     assert len(fixed) == len(set(fixed)), "two services share an address"
@@ -316,7 +316,7 @@ def test_replication_exporter_follows_the_pair_in_ha(tmp_path):
 
 
 def image_environment() -> dict[str, str]:
-    """The ENV defaults of the exporter image (the seed's STANDBY_HOST among them)."""
+    """The ENV defaults of the exporter image (the specification's STANDBY_HOST among them)."""
     text = (DOCKER_DIR / "Dockerfile.replication-exporter").read_text().replace("\\\n", " ")
     env: dict[str, str] = {}
     for line in text.splitlines():

@@ -35,7 +35,7 @@ VOLUME_UNTAR = ("docker run --rm -v exapg_coordinator_data:/target -v \"$(pwd)\"
 BASE_UNTAR = ("docker run --rm --user 999:999 -v exapg_coordinator_data:/target "
               "-v /opt/exapg/backup/base-2026-12-03:/backup:ro alpine sh -c 'tar xzf /backup/base.tar.gz -C /target "
               "&& tar xzf /backup/pg_wal.tar.gz -C /target/pg_wal'")
-SEED_DOWN = "docker-compose down --volumes --remove-orphans"
+SPEC_DOWN = "docker-compose down --volumes --remove-orphans"
 CONTENT = "SELECT count(*), md5(string_agg(note, ',' ORDER BY id)) FROM facts"
 
 
@@ -89,8 +89,8 @@ def test_sql_dump_and_volume_tar_restore_into_fresh_projects(tmp_path):
         source.wait_healthy("coordinator")
         assert content(source) == expected
 
-        # ... which the seed's `down --volumes` deletes with the data: the docs' warning
-        shell(documented(SEED_DOWN), tmp_path, user_env(source))
+        # ... which the specification's `down --volumes` deletes with the data: the docs' warning
+        shell(documented(SPEC_DOWN), tmp_path, user_env(source))
         for volume in ("coordinator_data", "coordinator_backup"):
             assert docker("volume", "inspect", f"{source.name}_{volume}", check=False).returncode != 0
 
@@ -119,7 +119,7 @@ def test_pg_basebackup_to_the_host_outlives_down_volumes_and_restores_into_a_fre
         expected = start_with_facts(source)
         identity = system_identifier(source)
         shell(documented(BASEBACKUP), tmp_path, user_env(source))
-        shell(documented(SEED_DOWN), tmp_path, user_env(source))
+        shell(documented(SPEC_DOWN), tmp_path, user_env(source))
     made = (tmp_path / "backup").stat()  # as exapg up makes it
     assert (made.st_uid, made.st_gid, made.st_mode & 0o777) == (999, 999, 0o700)
     backups = list((tmp_path / "backup").glob("base-*"))

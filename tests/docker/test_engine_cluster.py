@@ -1,4 +1,4 @@
-"""Citus in containers on the real engine: the seed's `--scale worker=N` registers every
+"""Citus in containers on the real engine: the specification's `--scale worker=N` registers every
 worker by itself, and `exapg scale --backend docker` drains on the way down and
 rebalances on the way up, with a distributed table's rows and checksum unchanged."""
 

@@ -1,5 +1,5 @@
 """Publishing: `exapg images push` to a registry (Debian's docker-registry, on loopback),
-then the seed's CI/CD deploy sequence (pull, up -d, ps) against it, the images named by
+then the specification's CI/CD deploy sequence (pull, up -d, ps) against it, the images named by
 EXAPG_IMAGE_PREFIX and EXAPG_VERSION."""
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def test_pushed_images_deploy_with_the_seeds_sequence(registry, tmp_path):
         from exapg.runtime.docker import prepare_production_dirs
 
         prepare_production_dirs(stack.env)
-        stack.compose("pull", "coordinator", "pgbouncer")  # the seed's deploy: pull, up -d, ps
+        stack.compose("pull", "coordinator", "pgbouncer")  # the specification's deploy: pull, up -d, ps
         stack.compose("up", "-d", "coordinator", "pgbouncer")
         stack.wait_healthy("coordinator", "pgbouncer")
         listed = stack.compose("ps").stdout

@@ -1,4 +1,4 @@
-"""The seed's compose combinations started on a real Docker engine, as a user would run
+"""The specification's compose combinations started on a real Docker engine, as a user would run
 them (`docker-compose -f ... up -d` from docker/), each torn down with its volumes.
 
 Every test starts containers; none only renders. They need the images of

@@ -30,7 +30,7 @@ class Resources:
 
 
 # What the Docker image's configuration is rendered for: docker-compose.yml's coordinator
-# limits (4 GB, 2 CPUs) and every PostgreSQL service's shm_size (256 MB), as in seed 000.
+# limits (4 GB, 2 CPUs) and every PostgreSQL service's shm_size (256 MB), as in the Docker specification.
 CONTAINER = Resources(memory=4 * GiB, cpus=2, shm=256 * MiB)
 
 

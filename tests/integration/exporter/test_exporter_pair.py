@@ -79,7 +79,7 @@ def wait_for_database(dsn: Dsn, dbname: str, timeout: float = 30) -> None:
 def test_idle_pair_reports_no_lag(pair):
     exporter, primary, standby = pair.exporter, pair.primary, pair.standby
     exporter.scrape()
-    time.sleep(2.5)  # an idle primary: the seed's now() - last replay would be >= 2.5 s here
+    time.sleep(2.5)  # an idle primary: the specification's now() - last replay would be >= 2.5 s here
     samples = exporter.scrape()
     assert samples.get_value("pg_up", server=primary, instance="primary") == 1
     assert samples.get_value("pg_up", server=standby, instance="standby") == 1
@@ -150,7 +150,7 @@ def test_generation_rate_is_a_rate_not_a_position(pair):
     rate = samples.get_value("pg_wal_generation_rate", server=primary)
     assert written > 1_000_000
     # bytes per second over the 1.1+ s between the two scrapes (plus a little WAL of the
-    # heartbeat and the DROP), not the cumulative position the seed exported
+    # heartbeat and the DROP), not the cumulative position the specification exported
     assert written / elapsed <= rate <= (written + 256 * 1024) / 1.1
     assert rate < samples.get_value("pg_wal_position_bytes_total", server=primary)
 

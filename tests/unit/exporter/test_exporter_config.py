@@ -1,4 +1,4 @@
-"""Exporter settings from the seed's variables."""
+"""Exporter settings from the specification's variables."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def test_standby_hosts_list_wins_over_single_standby():
 
 
 def test_empty_standby_host_means_no_standby():
-    """How docker-compose.monitoring.yml hides the image's seed default STANDBY_HOST."""
+    """How docker-compose.monitoring.yml hides the image's default from the specification STANDBY_HOST."""
     assert ExporterConfig.from_env({"STANDBY_HOST": "", "STANDBY_PORT": "5432"}).standbys == ()
 
 
