@@ -45,7 +45,8 @@ BENCHES: dict[str, tuple[list[str], dict[str, Callable[[dict], float]]]] = {
 
 
 def run_bench(checkout: Path, name: str, args: list[str], keep: Path) -> dict:
-    """One run of a bench in a checkout; its results.json is copied to `keep`."""
+    """One run of a bench in a checkout; its results.json is copied to `keep` (the
+    summary, `results.json` beside them, holds every figure of every run)."""
     script = checkout / "bench" / name / "run.py"
     started = time.monotonic()
     done = subprocess.run([str(checkout / ".venv" / "bin" / "python"), str(script), *args], cwd=checkout,
