@@ -115,7 +115,7 @@ def test_settings_agree_with_the_docker_images_but_where_they_run(ha_stack):
     """What `up` rendered for this node and for pgBouncer against config/ (the images')."""
     local = server_conf((ha_stack.server("coordinator").datadir / "exapg.conf").read_text())
     assert server_differences(local, server_conf(DOCKER_CONF.read_text()), citus=False) == {}
-    ini = pgbouncer_conf((ha_stack.runtime.conf_dir / "pgbouncer.ini").read_text())
+    ini = pgbouncer_conf((ha_stack.runtime.stack.conf_dir / "pgbouncer.ini").read_text())
     assert pgbouncer_differences(ini, pgbouncer_conf(DOCKER_INI.read_text())) == {}
 
 
