@@ -28,6 +28,8 @@ from exapg.runtime.supervisor import ProcessInfo
 from exapg.stack import Stack
 from exapg.status import ServiceState, ServiceStatus
 
+SUPERVISED = "supervised"  # a program's detail when the supervisor runs it and nothing more is to say
+
 
 def statuses(stack: Stack) -> list[ServiceStatus]:
     topology = stack.topology
@@ -42,7 +44,7 @@ def statuses(stack: Stack) -> list[ServiceStatus]:
     unsupervised = _unsupervised(stack, programs, infos)
     for program in programs:
         status = program_status(stack, program, infos.get(program.name), unsupervised)
-        if program.name == POOLER and status.healthy:
+        if program.name == POOLER and status.healthy and status.detail == SUPERVISED:
             # In a split brain, which of the two writable nodes the clients reach.
             primary = topology.coordinator
             status = replace(status, detail=f"sends clients to {primary.name} (port {primary.port})")
@@ -134,7 +136,7 @@ def program_status(
     but whose marked process holds the program's port is running, and says so."""
     state = SUPERVISOR_STATES.get(info.state, ServiceState.UNKNOWN) if info else ServiceState.STOPPED
     pid = info.pid if info else None
-    detail = f"http://127.0.0.1:{program.port}/" if program.health_url else "supervised"
+    detail = f"http://127.0.0.1:{program.port}/" if program.health_url else SUPERVISED
     if state not in (ServiceState.RUNNING, ServiceState.STARTING):
         orphan = (unsupervised or {}).get(program.port) if program.port else None
         if orphan is None:
