@@ -123,16 +123,10 @@ class Pools:
         if self._async is None:
             raise UnavailableError(f"node {self._shown(PRIMARY)}: the primary's pool is not open yet")
         timeout = self._admit(PRIMARY, timeout)
-        try:
+        with self._reaching(PRIMARY, timeout):
             async with self._async.connection(timeout=timeout) as conn:
                 self._down.pop(PRIMARY, None)  # a checked connection: the node is up
                 yield conn
-        except psycopg.errors.QueryCanceled:
-            raise  # a statement timeout: the node answers (504, not down)
-        except PoolTimeout:
-            raise self._failed(PRIMARY, _unreachable(self._shown(PRIMARY), timeout)) from None
-        except psycopg.OperationalError as exc:
-            raise self._failed(PRIMARY, f"node {self._shown(PRIMARY)}: {first_line(exc)}") from None
 
     async def close_async(self) -> None:
         if self._async is not None:
@@ -146,12 +140,18 @@ class Pools:
         """A pooled connection to `node` (by default the primary); a node that cannot be
         reached becomes UnavailableError."""
         timeout = self._admit(node, timeout)
+        with self._reaching(node, timeout), self.pool(node).connection(timeout=timeout) as conn:
+            self._down.pop(node, None)  # a checked connection: the node is up
+            yield conn
+
+    @contextmanager
+    def _reaching(self, node: str, timeout: float) -> Iterator[None]:
+        """One translation for both pools: a node that gives no connection is taken for
+        down (UnavailableError); a statement timeout means it answers (504, not down)."""
         try:
-            with self.pool(node).connection(timeout=timeout) as conn:
-                self._down.pop(node, None)  # a checked connection: the node is up
-                yield conn
+            yield
         except psycopg.errors.QueryCanceled:
-            raise  # a statement timeout: the node answers (504, not down)
+            raise
         except PoolTimeout:
             raise self._failed(node, _unreachable(self._shown(node), timeout)) from None
         except psycopg.OperationalError as exc:
