@@ -29,6 +29,7 @@ class Program:
     environment: dict[str, str] = field(default_factory=dict)
     directory: Path | None = None
     stop_signal: str = "TERM"
+    detail: str | None = None  # what `status` says of it while it runs healthy under the supervisor
 
 
 class Runtime(Protocol):

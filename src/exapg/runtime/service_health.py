@@ -22,13 +22,10 @@ from exapg.postgres.ctl import PgIsReady
 from exapg.runtime import processes
 from exapg.runtime import programs as supervised_programs
 from exapg.runtime.base import Program
-from exapg.runtime.programs.pgbouncer import NAME as POOLER
 from exapg.runtime.supervised import SUPERVISOR_STATES, healthy, supervisor
 from exapg.runtime.supervisor import ProcessInfo
 from exapg.stack import Stack
 from exapg.status import ServiceState, ServiceStatus
-
-SUPERVISED = "supervised"  # a program's detail when the supervisor runs it and nothing more is to say
 
 
 def statuses(stack: Stack) -> list[ServiceStatus]:
@@ -43,12 +40,7 @@ def statuses(stack: Stack) -> list[ServiceStatus]:
     programs = supervised_programs.for_topology(stack, topology)
     unsupervised = _unsupervised(stack, programs, infos)
     for program in programs:
-        status = program_status(stack, program, infos.get(program.name), unsupervised)
-        if program.name == POOLER and status.healthy and status.detail == SUPERVISED:
-            # In a split brain, which of the two writable nodes the clients reach.
-            primary = topology.coordinator
-            status = replace(status, detail=f"sends clients to {primary.name} (port {primary.port})")
-        result.append(status)
+        result.append(program_status(stack, program, infos.get(program.name), unsupervised))
     return result
 
 
@@ -136,7 +128,7 @@ def program_status(
     but whose marked process holds the program's port is running, and says so."""
     state = SUPERVISOR_STATES.get(info.state, ServiceState.UNKNOWN) if info else ServiceState.STOPPED
     pid = info.pid if info else None
-    detail = f"http://127.0.0.1:{program.port}/" if program.health_url else SUPERVISED
+    detail = program.detail or (f"http://127.0.0.1:{program.port}/" if program.health_url else "supervised")
     if state not in (ServiceState.RUNNING, ServiceState.STARTING):
         orphan = (unsupervised or {}).get(program.port) if program.port else None
         if orphan is None:

@@ -28,7 +28,7 @@ from exapg.stack import Stack
 def for_topology(stack: Stack, topology: Topology) -> list[Program]:
     """Every supervised daemon of this topology, in start order, each carrying the stack's
     mark in its environment."""
-    found = [pgbouncer.program(stack)]
+    found = [pgbouncer.program(stack, topology.coordinator)]
     if topology.standbys:
         found.append(replication_exporter.program(stack, topology))
     found.append(management_api.program(stack))

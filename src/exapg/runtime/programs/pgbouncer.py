@@ -22,11 +22,13 @@ def binary() -> str:
     return found
 
 
-def program(stack: Stack) -> Program:
-    """Stopped with SIGINT: pgBouncer's safe shutdown, which lets running queries finish."""
+def program(stack: Stack, primary: Node) -> Program:
+    """Stopped with SIGINT: pgBouncer's safe shutdown, which lets running queries finish.
+    Its status names the node it sends clients to (in a split brain, the one they reach)."""
     return Program(
         name=NAME, role=Role.POOLER, command=[binary(), str(stack.conf_dir / "pgbouncer.ini")],
         port=stack.settings.pgbouncer_port, stop_signal="INT",
+        detail=f"sends clients to {primary.name} (port {primary.port})",
     )
 
 
