@@ -1,8 +1,12 @@
 """TPC-H side by side: ExaPG's local stack against a stock PostgreSQL 15, and DuckDB.
 
-Same binaries, same data (both loaded by `exapg.tpch.load`: same tables, keys and
-indexes), same queries, answers checked on both sides. The stock server is `initdb`
-with its defaults. After the load both servers are restarted and every query runs once
+Same binaries, same data (both loaded by `exapg.tpch.load`), same queries, answers
+checked on both sides. The stock server is `initdb` with its defaults and gets the plain
+layout (one session, B-trees on the keys and dates, VACUUM); ExaPG gets its own layout
+(`exapg sample tpch`: tables in date order, BRIN on the dates, COPY FREEZE, several
+sessions; tpch.schema.Layout). Loads alternate between the two, `--load-runs` times each.
+ExaPG also gets the plain layout in schema tpch_plain, to run beside its own: what the
+layout buys. After the loads both servers are restarted and every query runs once
 untimed on each. Queries then alternate between the two servers (one query on one, then
 on the other), `--repeat` times each; the median is kept. Then each analytic setting of
 ExaPG is set back to the stock value in its own ExaPG session, run side by side with a
@@ -36,8 +40,9 @@ from exapg.postgres.binaries import find_binaries  # noqa: E402
 from exapg.proc import ServiceUser, run  # noqa: E402
 from exapg.tpch import duck  # noqa: E402
 from exapg.tpch.check import compare  # noqa: E402
-from exapg.tpch.load import load  # noqa: E402
+from exapg.tpch.load import LoadedData, load  # noqa: E402
 from exapg.tpch.run import geometric_mean  # noqa: E402
+from exapg.tpch.schema import EXAPG, PLAIN, Layout  # noqa: E402
 from tests.conftest import free_port, new_state_dir, run_cli, stack_environment  # noqa: E402
 
 TIMEOUT_MS = 300_000
@@ -51,6 +56,41 @@ ABLATIONS = {
     "jit thresholds": ("jit_above_cost", "jit_inline_above_cost", "jit_optimize_above_cost"),
     "parallel plan costs": ("parallel_setup_cost", "parallel_tuple_cost"),
 }
+
+
+def timed_load(conn: psycopg.Connection, sf: float, layout: Layout, label: str) -> dict:
+    started = time.perf_counter()
+    data: LoadedData = load(conn, sf, layout=layout, stage=lambda text: print(f"[{label}] {text}", flush=True))
+    total = time.perf_counter() - started
+    copy_seconds = sum(v for k, v in data.seconds.items() if k in data.rows)
+    result = {"layout": layout.name, "total_seconds": total, "copy_seconds": copy_seconds,
+              "rows": sum(data.rows.values()), "copy_rows_per_second": sum(data.rows.values()) / copy_seconds,
+              "index_seconds": data.seconds["indexes"], "analyze_seconds": data.seconds["analyze"],
+              "table_seconds": {k: v for k, v in data.seconds.items() if k in data.rows}}
+    print(f"[{label}] loaded: {result}", flush=True)
+    return result
+
+
+def median_load(runs: list[dict]) -> dict:
+    return {f"median_{key}": statistics.median(run[key] for run in runs)
+            for key in ("total_seconds", "copy_seconds", "index_seconds", "analyze_seconds")}
+
+
+def layout_against_plain(url: str, exapg_conn: psycopg.Connection, texts: dict[int, str],
+                         args: argparse.Namespace) -> dict:
+    """ExaPG's own layout (schema tpch) against the plain one (tpch_plain) on the same server,
+    side by side, query by query."""
+    plain = psycopg.connect(url, autocommit=True)
+    prepare(plain)
+    plain.execute("SET search_path = tpch_plain")
+    try:
+        medians = suite({"exapg": exapg_conn, "plain layout": plain}, texts, args.sf, args.repeat,
+                        log="[layout] ")
+    finally:
+        plain.close()
+    g = {name: gm(m) for name, m in medians.items()}
+    return {"geometric_mean": g, "queries": medians,
+            "layout_buys": g["plain layout"] / g["exapg"] if g["exapg"] and g["plain layout"] else None}
 
 
 def check(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
@@ -272,6 +312,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--pgbench-seconds", type=int, default=15)
     parser.add_argument("--pgbench-runs", type=int, default=3)
+    parser.add_argument("--load-runs", type=int, default=3, help="loads of each server, alternating")
+    parser.add_argument("--name", default=None, help="results file name (default results-sf<SF>.json)")
     args = parser.parse_args()
 
     env = stack_environment(new_state_dir(), MAX_CLIENT_CONN=str(args.clients + 50))
@@ -287,17 +329,20 @@ def main() -> None:
         creds = json.loads(check(run_cli("credentials", "--json", env=env)).stdout)
         exapg_conn = psycopg.connect(creds["coordinator_url"], autocommit=True)
         stock_conn = stock.connect()
-        loads = {}
-        for name, conn in (("stock", stock_conn), ("exapg", exapg_conn)):
-            started = time.perf_counter()
-            data = load(conn, args.sf, stage=lambda text, n=name: print(f"[{n}] {text}", flush=True))
-            copy_seconds = sum(v for k, v in data.seconds.items() if k in data.rows)
-            loads[name] = {"total_seconds": time.perf_counter() - started, "copy_seconds": copy_seconds,
-                           "rows": sum(data.rows.values()),
-                           "copy_rows_per_second": sum(data.rows.values()) / copy_seconds,
-                           "index_seconds": data.seconds["indexes"], "analyze_seconds": data.seconds["analyze"]}
-            print(f"[{name}] loaded: {loads[name]}", flush=True)
-        results["load"] = loads
+        # Loads alternate (stock, ExaPG, stock, ...): noise hits both. Stock gets the plain
+        # layout a careful user of a stock server would make; ExaPG its own (schema.Layout).
+        loads: dict[str, list[dict]] = {"stock": [], "exapg": []}
+        for attempt in range(args.load_runs):
+            for name, conn, layout in (("stock", stock_conn, PLAIN), ("exapg", exapg_conn, EXAPG)):
+                loads[name].append(timed_load(conn, args.sf, layout, f"{name}, load {attempt + 1}"))
+        results["load"] = {name: {**runs[-1], **median_load(runs), "runs": runs} for name, runs in loads.items()}
+        results["load"]["exapg_over_stock_total"] = (  # type: ignore[index]
+            results["load"]["exapg"]["median_total_seconds"] / results["load"]["stock"]["median_total_seconds"])
+        # ExaPG with the plain layout, beside its own in another schema: what the layout buys
+        exapg_conn.execute("ALTER SCHEMA tpch RENAME TO tpch_exapg")
+        results["load_exapg_plain_layout"] = timed_load(exapg_conn, args.sf, PLAIN, "exapg, plain layout")
+        exapg_conn.execute("ALTER SCHEMA tpch RENAME TO tpch_plain")
+        exapg_conn.execute("ALTER SCHEMA tpch_exapg RENAME TO tpch")
         # The query phase starts from servers restarted after the load, as a deployment that
         # loaded yesterday and is queried today: no load connection, no buffers of the load.
         exapg_conn.close()
@@ -329,6 +374,8 @@ def main() -> None:
             results["speedup_geometric_mean"] = g["stock"] / g["exapg"]  # type: ignore[index]
         print(f"geometric means: {results['geometric_mean']}", flush=True)
 
+        results["layout"] = layout_against_plain(creds["coordinator_url"], exapg_conn, texts, args)
+        print(f"layout: {results['layout']['geometric_mean']}", flush=True)
         results["ablations"] = ablations(exapg_conn, stock_conn, creds["coordinator_url"], texts, args)
         stock_buffers = stock_conn.execute("SHOW shared_buffers").fetchone()[0]
         results["shared_buffers"] = restarted_against_stock(
@@ -352,7 +399,7 @@ def main() -> None:
     finally:
         stock.stop()
         run_cli("down", "--volumes", env=env, timeout=300)
-    name = f"results-sf{args.sf:g}.json"
+    name = args.name or f"results-sf{args.sf:g}.json"
     (HERE / name).write_text(json.dumps(results, indent=2, default=str) + "\n")
     print(f"written {HERE / name}")
 

@@ -47,15 +47,20 @@ def sample_tpch(
     ctx: typer.Context,
     sf: float = typer.Option(..., "--sf", help="Scale factor (1 = about 1 GB; answers exist for 0.01, 0.1, 1)."),
     columnar: bool = typer.Option(False, "--columnar", help="Store lineitem and orders with Citus columnar."),
+    layout_name: str = typer.Option(
+        "exapg", "--layout",
+        help="exapg: tables in date order, BRIN on the dates, COPY FREEZE, parallel sessions; "
+             "plain: as generated, B-trees, VACUUM (docs/tpch.md)."),
     as_json: bool = typer.Option(False, "--json", help="JSON output."),
     backend: str | None = backend_option(),
 ) -> None:
     """Generate TPC-H data with DuckDB's dbgen and stream it in with COPY (schema tpch)."""
     tpch_load.check_scale(sf)
+    layout = tpch_load.layout_named(layout_name)
     dsn, _ = _target(ctx, backend)
     with connect(dsn, statement_timeout_ms=0) as conn:
         if as_json or not console.is_terminal:
-            data = tpch_load.load(conn, sf, columnar=columnar)
+            data = tpch_load.load(conn, sf, columnar=columnar, layout=layout)
         else:
             with Progress(TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
                           TimeElapsedColumn(), console=console, transient=False) as bar:
@@ -67,7 +72,7 @@ def sample_tpch(
                         tasks[table] = bar.add_task(table, total=expected)
                     bar.update(tasks[table], completed=min(done, expected))
 
-                data = tpch_load.load(conn, sf, columnar=columnar, progress=progress,
+                data = tpch_load.load(conn, sf, columnar=columnar, layout=layout, progress=progress,
                                       stage=lambda text: bar.update(stage, description=text[:60]))
                 bar.update(stage, description="done", total=1, completed=1)
     total = sum(data.rows.values())

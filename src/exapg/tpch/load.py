@@ -11,6 +11,7 @@ only a `tpch_load` schema that nothing trusts and the next load drops.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import os
@@ -27,7 +28,7 @@ from psycopg import sql
 
 from exapg.errors import ExaPGError, InvalidParameterError
 from exapg.tpch import duck
-from exapg.tpch.schema import CITUS_PLACEMENT, FACT_TABLES, INDEXES, PRIMARY_KEYS, TABLES
+from exapg.tpch.schema import CITUS_PLACEMENT, EXAPG, FACT_TABLES, LAYOUTS, PRIMARY_KEYS, TABLES, Layout
 
 SCHEMA = "tpch"
 STAGING = "tpch_load"
@@ -51,6 +52,7 @@ class LoadedData:
     distributed: bool
     loaded_at: float
     seconds: dict[str, float] = field(default_factory=dict)
+    layout: str = "plain"  # loads made before layouts were recorded were plain
 
 
 def check_scale(scale_factor: float) -> float:
@@ -60,6 +62,12 @@ def check_scale(scale_factor: float) -> float:
             "(1 is about 1 GB of data; answers are checked at 0.01, 0.1 and 1)"
         )
     return scale_factor
+
+
+def layout_named(name: str) -> Layout:
+    if name not in LAYOUTS:
+        raise InvalidParameterError(f"invalid --layout {name!r}: use {' or '.join(LAYOUTS)}")
+    return LAYOUTS[name]
 
 
 def expected_rows(table: str, scale_factor: float) -> int:
@@ -83,13 +91,17 @@ def loaded(conn: psycopg.Connection) -> LoadedData | None:
     """What the last complete load recorded, or None (no data, or a half-made load)."""
     if conn.execute("SELECT to_regclass(%s)", (f"{SCHEMA}.{MARKER}",)).fetchone()[0] is None:  # type: ignore[index]
         return None
+    # as jsonb, so a marker written before a column existed still reads
     row = conn.execute(
-        sql.SQL("SELECT scale_factor, rows, columnar, distributed, extract(epoch FROM loaded_at)::float8, "
-                "seconds FROM {}.{}").format(sql.Identifier(SCHEMA), sql.Identifier(MARKER))
+        sql.SQL("SELECT to_jsonb(m), extract(epoch FROM m.loaded_at)::float8 FROM {}.{} m").format(
+            sql.Identifier(SCHEMA), sql.Identifier(MARKER))
     ).fetchone()
     if row is None:
         return None
-    return LoadedData(float(row[0]), dict(row[1]), bool(row[2]), bool(row[3]), float(row[4]), dict(row[5]))
+    marker: dict[str, Any] = row[0]
+    return LoadedData(float(marker["scale_factor"]), dict(marker["rows"]), bool(marker["columnar"]),
+                      bool(marker["distributed"]), float(row[1]), dict(marker["seconds"]),
+                      str(marker.get("layout", "plain")))
 
 
 def load(
@@ -97,10 +109,12 @@ def load(
     scale_factor: float,
     *,
     columnar: bool = False,
+    layout: Layout = EXAPG,
     progress: Progress | None = None,
     stage: Callable[[str], None] | None = None,
 ) -> LoadedData:
-    """Generate and load TPC-H at `scale_factor` into schema `tpch` of `conn`'s database."""
+    """Generate and load TPC-H at `scale_factor` into schema `tpch` of `conn`'s database,
+    laid out as `layout` says (schema.Layout)."""
     check_scale(scale_factor)
     say = stage or (lambda _text: None)
     columnar_store = has_citus(conn)
@@ -111,53 +125,182 @@ def load(
     ident = sql.Identifier
     conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(ident(STAGING)))
     conn.execute(sql.SQL("CREATE SCHEMA {}").format(ident(STAGING)))
-    for table, columns in TABLES.items():
-        using = sql.SQL(" USING columnar") if columnar and table in FACT_TABLES else sql.SQL("")
-        conn.execute(sql.SQL("CREATE TABLE {}.{} (" + columns + "){}").format(ident(STAGING), ident(table), using))
+    # COPY FREEZE needs the table made in the COPY's own transaction: not for a table Citus
+    # distributes (made and distributed first, on this session) nor for a columnar one.
+    frozen = {t for t in TABLES if layout.freeze and not citus and not (columnar and t in FACT_TABLES)}
+    for table in TABLES:
+        if table not in frozen:
+            create_table(conn, table, columnar)
     if citus:
         say("distributing the tables (Citus)")
         distribute(conn)
 
-    steps = generation_steps(scale_factor)
-    source = duck.connect()
+    sessions = [conn] + [reopen(conn) for _ in range(load_sessions(layout) - 1)]
     seconds: dict[str, float] = dict.fromkeys(TABLES, 0.0)
     rows: dict[str, int] = dict.fromkeys(TABLES, 0)
+    shares = share_out(list(TABLES), len(sessions))
+    try:
+        # each session makes its frozen tables in the transaction that copies them
+        for session, tables in zip(sessions, shares, strict=True):
+            if frozen & set(tables):
+                session.execute("BEGIN")
+                for table in frozen & set(tables):
+                    create_table(session, table, columnar)
+        copy_all(sessions, shares, scale_factor, layout, frozen, rows, seconds, progress, say)
+        for session in sessions:
+            if session.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                session.execute("COMMIT")
+
+        say("building keys and indexes")
+        started = time.perf_counter()
+        build_indexes(sessions, layout, citus)
+        seconds["indexes"] = time.perf_counter() - started
+        started = time.perf_counter()
+        if layout.freeze and not citus:
+            # the rows are frozen and the pages all-visible already: statistics are all that is left
+            say("collecting statistics (ANALYZE)")
+            in_parallel(sessions, [sql.SQL("ANALYZE {}.{}").format(ident(STAGING), ident(t)) for t in TABLES])
+        else:
+            # VACUUM as well as ANALYZE: freshly copied rows have no hint bits and no visibility
+            # map, so the first queries would pay for setting them (writing pages while reading)
+            # and autovacuum would soon scan every table anyway, in the middle of the workload.
+            say("vacuuming and collecting statistics (VACUUM ANALYZE)")
+            for table in TABLES:
+                conn.execute(sql.SQL("VACUUM (FREEZE, ANALYZE) {}.{}").format(ident(STAGING), ident(table)))
+        seconds["analyze"] = time.perf_counter() - started
+    except BaseException:
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            conn.execute("ROLLBACK")  # the other sessions roll back as they close
+        raise
+    finally:
+        for session in sessions[1:]:
+            session.close()
+    data = publish(conn, scale_factor, rows, columnar, citus, layout.name, seconds)
+    say("writing the loaded data out (CHECKPOINT)")
+    checkpoint(conn)
+    return data
+
+
+def load_sessions(layout: Layout) -> int:
+    return max(1, min(layout.sessions, os.cpu_count() or 1, len(TABLES)))
+
+
+def reopen(conn: psycopg.Connection) -> psycopg.Connection:
+    """Another session as the same user on the same database, with the same options."""
+    return psycopg.connect(conn.info.dsn, password=conn.info.password, autocommit=True)
+
+
+def share_out(tables: list[str], sessions: int) -> list[list[str]]:
+    """Tables per session, largest first to the least loaded session (by rows at SF 1)."""
+    shares: list[list[str]] = [[] for _ in range(sessions)]
+    weight = [0] * sessions
+    for table in sorted(tables, key=lambda t: -ROWS_SF1[t]):
+        least = weight.index(min(weight))
+        shares[least].append(table)
+        weight[least] += ROWS_SF1[table]
+    return shares
+
+
+def create_table(conn: psycopg.Connection, table: str, columnar: bool) -> None:
+    using = sql.SQL(" USING columnar") if columnar and table in FACT_TABLES else sql.SQL("")
+    conn.execute(sql.SQL("CREATE TABLE {}.{} (" + TABLES[table] + "){}").format(
+        sql.Identifier(STAGING), sql.Identifier(table), using))
+
+
+def copy_all(sessions: list[psycopg.Connection], shares: list[list[str]], scale_factor: float,
+             layout: Layout, frozen: set[str], rows: dict[str, int], seconds: dict[str, float],
+             progress: Progress | None, say: Callable[[str], None]) -> None:
+    """Generate the data (in parts above SF 1) and copy each part's tables, each session its share."""
+    steps = generation_steps(scale_factor)
+    source = duck.connect()
     try:
         with tempfile.TemporaryDirectory(prefix="exapg-tpch-") as pipes:
             for step in range(steps):
                 part = f" (part {step + 1} of {steps})" if steps > 1 else ""
                 say(f"generating TPC-H data at scale factor {scale_factor:g}{part} (DuckDB dbgen)")
                 generate(source, scale_factor, steps, step)
+
+                def copy_share(session: psycopg.Connection, tables: list[str]) -> None:
+                    for table in tables:
+                        started = time.perf_counter()
+                        rows[table] += copy_table(session, source, table, Path(pipes), scale_factor, progress,
+                                                  rows[table], query=layout.order.get(table),
+                                                  freeze=table in frozen)
+                        seconds[table] += time.perf_counter() - started
+
+                run_together([functools.partial(copy_share, s, t) for s, t in zip(sessions, shares, strict=True)])
                 for table in TABLES:
-                    started = time.perf_counter()
-                    rows[table] += copy_table(conn, source, table, Path(pipes), scale_factor, progress, rows[table])
-                    seconds[table] += time.perf_counter() - started
                     source.execute(f"DROP TABLE {table}")  # our own constant names; frees the part
     finally:
         source.close()
 
-    say("building keys and indexes")
-    started = time.perf_counter()
+
+def build_indexes(sessions: list[psycopg.Connection], layout: Layout, citus: bool) -> None:
+    """Primary keys (as unique indexes, attached at the end) and the layout's indexes, the
+    largest first, spread over the sessions. Citus makes keys of distributed tables itself,
+    one statement at a time."""
+    ident = sql.Identifier
+    if citus:
+        for table, key_columns in PRIMARY_KEYS.items():
+            sessions[0].execute(sql.SQL("ALTER TABLE {}.{} ADD PRIMARY KEY ({})").format(
+                ident(STAGING), ident(table), sql.SQL(", ").join(map(ident, key_columns))))
+        for table, columns, method in layout.indexes():
+            sessions[0].execute(index_statement(table, columns, method))
+        return
+    statements: list[tuple[int, sql.Composed]] = []
     for table, key_columns in PRIMARY_KEYS.items():
-        conn.execute(sql.SQL("ALTER TABLE {}.{} ADD PRIMARY KEY ({})").format(
-            ident(STAGING), ident(table), sql.SQL(", ").join(map(ident, key_columns))))
-    for table, indexes in INDEXES.items():
-        for index_columns in indexes:
-            conn.execute(sql.SQL("CREATE INDEX ON {}.{} ({})").format(
-                ident(STAGING), ident(table), sql.SQL(", ").join(map(ident, index_columns))))
-    seconds["indexes"] = time.perf_counter() - started
-    # VACUUM as well as ANALYZE: freshly copied rows have no hint bits and no visibility
-    # map, so the first queries would pay for setting them (writing pages while reading)
-    # and autovacuum would soon scan every table anyway, in the middle of the workload.
-    say("vacuuming and collecting statistics (VACUUM ANALYZE)")
-    started = time.perf_counter()
-    for table in TABLES:
-        conn.execute(sql.SQL("VACUUM (FREEZE, ANALYZE) {}.{}").format(ident(STAGING), ident(table)))
-    seconds["analyze"] = time.perf_counter() - started
-    data = publish(conn, scale_factor, rows, columnar, citus, seconds)
-    say("writing the loaded data out (CHECKPOINT)")
-    checkpoint(conn)
-    return data
+        statements.append((ROWS_SF1[table], sql.SQL("CREATE UNIQUE INDEX {} ON {}.{} ({})").format(
+            ident(f"{table}_pkey"), ident(STAGING), ident(table), sql.SQL(", ").join(map(ident, key_columns)))))
+    for table, columns, method in layout.indexes():
+        statements.append((ROWS_SF1[table] // (10 if method == "brin" else 1),
+                           index_statement(table, columns, method)))
+    statements.sort(key=lambda pair: -pair[0])
+    in_parallel(sessions, [statement for _, statement in statements])
+    for table in PRIMARY_KEYS:
+        sessions[0].execute(sql.SQL("ALTER TABLE {}.{} ADD CONSTRAINT {} PRIMARY KEY USING INDEX {}").format(
+            ident(STAGING), ident(table), ident(f"{table}_pkey"), ident(f"{table}_pkey")))
+
+
+def index_statement(table: str, columns: tuple[str, ...], method: str) -> sql.Composed:
+    return sql.SQL("CREATE INDEX ON {}.{} USING {} ({})").format(
+        sql.Identifier(STAGING), sql.Identifier(table), sql.SQL(method),
+        sql.SQL(", ").join(map(sql.Identifier, columns)))
+
+
+def in_parallel(sessions: list[psycopg.Connection], statements: list[sql.Composed]) -> None:
+    """Run the statements in order, each on the next free session."""
+    queue = list(reversed(statements))
+    lock = threading.Lock()
+
+    def worker(session: psycopg.Connection) -> None:
+        while True:
+            with lock:
+                if not queue:
+                    return
+                statement = queue.pop()
+            session.execute(statement)
+
+    run_together([functools.partial(worker, s) for s in sessions])
+
+
+def run_together(jobs: list[Callable[[], None]]) -> None:
+    """Run the jobs in threads (one runs in this thread); raise the first failure once all ended."""
+    failures: list[BaseException] = []
+
+    def guarded(job: Callable[[], None]) -> None:
+        try:
+            job()
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=guarded, args=(job,), daemon=True) for job in jobs[1:]]
+    for thread in threads:
+        thread.start()
+    guarded(jobs[0])
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise failures[0]
 
 
 def checkpoint(conn: psycopg.Connection) -> None:
@@ -193,9 +336,12 @@ def generate(source: Any, scale_factor: float, steps: int, step: int) -> None:
 
 
 def copy_table(conn: psycopg.Connection, source: Any, table: str, pipes: Path, scale_factor: float,
-               progress: Progress | None, before: int = 0) -> int:
+               progress: Progress | None, before: int = 0, *, query: str | None = None,
+               freeze: bool = False) -> int:
     """Stream one table from DuckDB to PostgreSQL through a named pipe; returns its rows
-    (`before`: rows of earlier parts, for the progress bar)."""
+    (`before`: rows of earlier parts, for the progress bar). `query`: DuckDB's query giving
+    the rows in the order to write them (otherwise the table as generated); `freeze`: COPY
+    FREEZE (the table was made in this transaction)."""
     fifo = pipes / f"{table}.csv"
     os.mkfifo(fifo, 0o600)
     failure: list[BaseException] = []
@@ -203,7 +349,8 @@ def copy_table(conn: psycopg.Connection, source: Any, table: str, pipes: Path, s
 
     def produce() -> None:
         try:
-            cursor.execute(f"COPY {table} TO '{fifo}' (FORMAT csv, HEADER false)")
+            rows = f"({query})" if query else table  # our own constant names and queries
+            cursor.execute(f"COPY {rows} TO '{fifo}' (FORMAT csv, HEADER false)")
         except BaseException as exc:
             failure.append(exc)
             with open(fifo, "wb", buffering=0):  # unblock a reader still waiting to open
@@ -213,7 +360,8 @@ def copy_table(conn: psycopg.Connection, source: Any, table: str, pipes: Path, s
     writer.start()
     expected = expected_rows(table, scale_factor)
     done = 0
-    target = sql.SQL("COPY {}.{} FROM STDIN (FORMAT csv)").format(sql.Identifier(STAGING), sql.Identifier(table))
+    target = sql.SQL("COPY {}.{} FROM STDIN (FORMAT csv{})").format(
+        sql.Identifier(STAGING), sql.Identifier(table), sql.SQL(", FREEZE" if freeze else ""))
     try:
         with open(fifo, "rb") as stream, conn.cursor() as cur, cur.copy(target) as copy:
             while chunk := stream.read(CHUNK):
@@ -231,18 +379,19 @@ def copy_table(conn: psycopg.Connection, source: Any, table: str, pipes: Path, s
 
 
 def publish(conn: psycopg.Connection, scale_factor: float, rows: dict[str, int], columnar: bool,
-            distributed: bool, seconds: dict[str, float]) -> LoadedData:
+            distributed: bool, layout: str, seconds: dict[str, float]) -> LoadedData:
     """Write the marker, then swap the staging schema in, in one transaction."""
     ident = sql.Identifier
     with conn.transaction():
         conn.execute(sql.SQL(
             "CREATE TABLE {}.{} (scale_factor float8 NOT NULL, rows jsonb NOT NULL, columnar boolean NOT NULL, "
-            "distributed boolean NOT NULL, loaded_at timestamptz NOT NULL DEFAULT now(), seconds jsonb NOT NULL)"
+            "distributed boolean NOT NULL, loaded_at timestamptz NOT NULL DEFAULT now(), seconds jsonb NOT NULL, "
+            "layout text NOT NULL)"
         ).format(ident(STAGING), ident(MARKER)))
         conn.execute(
-            sql.SQL("INSERT INTO {}.{} (scale_factor, rows, columnar, distributed, seconds) "
-                    "VALUES (%s, %s, %s, %s, %s)").format(ident(STAGING), ident(MARKER)),
-            (scale_factor, json.dumps(rows), columnar, distributed, json.dumps(seconds)),
+            sql.SQL("INSERT INTO {}.{} (scale_factor, rows, columnar, distributed, seconds, layout) "
+                    "VALUES (%s, %s, %s, %s, %s, %s)").format(ident(STAGING), ident(MARKER)),
+            (scale_factor, json.dumps(rows), columnar, distributed, json.dumps(seconds), layout),
         )
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(ident(SCHEMA)))
         conn.execute(sql.SQL("ALTER SCHEMA {} RENAME TO {}").format(ident(STAGING), ident(SCHEMA)))

@@ -59,6 +59,54 @@ FACT_TABLES = ("lineitem", "orders")  # stored with columnar under --columnar
 
 
 @dataclass(frozen=True)
+class Layout:
+    """How the loader lays the tables out on disk and how it loads them.
+
+    `plain` is what a careful user of a stock server does: one session, rows in the order
+    they are generated, a B-tree on every key and date column, then VACUUM (FREEZE, ANALYZE).
+    `exapg` (the default) is ExaPG's physical design for analytics:
+    - the fact tables are written in date order (orders by order date, lineitem by the date
+      of its order, an order's lines together), so each block holds a narrow range of dates
+      and a block-range (BRIN) index of a few kilobytes lets a scan skip every block outside
+      a query's dates (ship, commit and receipt dates follow the order date within months);
+    - every table is created and filled in one transaction with COPY FREEZE: its rows are
+      frozen and its pages marked all-visible as they are written, so no VACUUM pass
+      rewrites them afterwards and no query pays for setting hint bits;
+    - tables are copied, and indexes built, by several sessions at once.
+    """
+
+    name: str
+    order: dict[str, str]  # table -> the DuckDB query giving its rows in the order they are written
+    btree: dict[str, tuple[tuple[str, ...], ...]]
+    brin: dict[str, tuple[str, ...]]
+    sessions: int  # at most this many sessions load at once (capped by the CPUs)
+    freeze: bool  # COPY FREEZE, then ANALYZE only (otherwise VACUUM (FREEZE, ANALYZE))
+
+    def indexes(self) -> list[tuple[str, tuple[str, ...], str]]:
+        """(table, columns, method) of every index but the primary keys."""
+        found = [(t, cols, "btree") for t, all_cols in self.btree.items() for cols in all_cols]
+        return found + [(t, (col,), "brin") for t, cols in self.brin.items() for col in cols]
+
+
+PLAIN = Layout("plain", order={}, btree=INDEXES, brin={}, sessions=1, freeze=False)
+EXAPG = Layout(
+    "exapg",
+    order={
+        "orders": "SELECT * FROM orders ORDER BY o_orderdate, o_orderkey",
+        # an order's lines stay together (a lookup by order key reads one block), in the
+        # order of the order's date: ship, commit and receipt dates follow it within months
+        "lineitem": "SELECT l.* FROM lineitem l JOIN orders o ON o.o_orderkey = l.l_orderkey "
+                    "ORDER BY o.o_orderdate, l.l_orderkey, l.l_linenumber",
+    },
+    btree={**INDEXES, "orders": (("o_custkey",),), "lineitem": (("l_partkey", "l_suppkey"), ("l_suppkey",))},
+    brin={"orders": ("o_orderdate",), "lineitem": ("l_shipdate", "l_receiptdate", "l_commitdate")},
+    sessions=4,
+    freeze=True,
+)
+LAYOUTS = {layout.name: layout for layout in (EXAPG, PLAIN)}
+
+
+@dataclass(frozen=True)
 class Placement:
     """How Citus holds a table: distributed by a column (co-located with others on the
     same key type) or a reference table copied to every node."""
