@@ -93,6 +93,25 @@ def layout_against_plain(url: str, exapg_conn: psycopg.Connection, texts: dict[i
             "layout_buys": g["plain layout"] / g["exapg"] if g["exapg"] and g["plain layout"] else None}
 
 
+def save_plans(conns: dict[str, psycopg.Connection], texts: dict[int, str], medians: dict[str, dict],
+               sf: float, below: float) -> list[int]:
+    """EXPLAIN (ANALYZE, BUFFERS) of each query ExaPG runs less than `below` times faster than
+    stock, on both servers, into plans/: what holds the geometric mean back."""
+    folder = HERE / "plans"
+    folder.mkdir(exist_ok=True)
+    for old in folder.glob(f"sf{sf:g}-q*.txt"):
+        old.unlink()
+    slow = [n for n in texts if medians["stock"][n] and medians["exapg"][n]
+            and medians["stock"][n] / medians["exapg"][n] < below]
+    for number in slow:
+        for name, conn in conns.items():
+            plan = conn.execute("EXPLAIN (ANALYZE, BUFFERS, SETTINGS) " + texts[number]).fetchall()
+            took = medians[name][number] * 1000
+            header = f"-- TPC-H Q{number}, SF {sf:g}, {name} (median {took:,.0f} ms in the bench run)\n"
+            (folder / f"sf{sf:g}-q{number:02d}-{name}.txt").write_text(header + "\n".join(r[0] for r in plan) + "\n")
+    return slow
+
+
 def check(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
     if result.returncode != 0:
         raise SystemExit(f"exapg failed: {result.stderr.strip()}")
@@ -374,6 +393,8 @@ def main() -> None:
             results["speedup_geometric_mean"] = g["stock"] / g["exapg"]  # type: ignore[index]
         print(f"geometric means: {results['geometric_mean']}", flush=True)
 
+        results["plans_saved_for"] = save_plans({"stock": stock_conn, "exapg": exapg_conn}, texts, medians,
+                                                args.sf, below=2.0)
         results["layout"] = layout_against_plain(creds["coordinator_url"], exapg_conn, texts, args)
         print(f"layout: {results['layout']['geometric_mean']}", flush=True)
         results["ablations"] = ablations(exapg_conn, stock_conn, creds["coordinator_url"], texts, args)
