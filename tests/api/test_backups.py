@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -113,3 +114,22 @@ def test_an_admin_backup_is_made_listed_and_audited(api_server, admin):
     starts = [e for e in entries if e["action"] == "backup_start"]
     assert any(e["success"] and e["detail"]["job"] == job["id"] for e in starts)
     assert any(not e["success"] and e["detail"]["reason"] == "conflict" for e in starts)
+
+
+def test_a_repository_that_is_gone_answers_503_with_one_line(own_api):
+    """The repository directory moved away (a lost disk, an unmounted share): the listing
+    says so in one line instead of failing; put back, it lists again."""
+    repository = Path(own_api.stack.settings.backup_repo_path)  # type: ignore[attr-defined]
+    moved = repository.with_name(repository.name + ".away")
+    with own_api.client(own_api.admin_session()) as admin:
+        assert admin.get("/api/backups").status_code == 200
+        repository.rename(moved)
+        try:
+            answer = admin.get("/api/backups")
+        finally:
+            moved.rename(repository)
+        assert answer.status_code == 503, answer.text
+        detail = answer.json()["detail"]
+        assert detail.startswith("backups unavailable: ") and "\n" not in detail
+        assert "coordinator" in detail
+        assert admin.get("/api/backups").status_code == 200
