@@ -94,19 +94,24 @@ class BackupJobs:
 
     def _reserve(self, access: StackAccess, kind: BackupType) -> Job:
         """Check what would fail at once (Docker mode 501, a stopped node or pgBackRest missing
-        503); a backup running is a conflict (409)."""
+        503; outside the lock, as it asks the nodes); a backup running is a conflict (409)."""
+        self._refuse_if_running()
+        try:
+            access.check_backup()
+        except ApiError:
+            raise
+        except ExaPGError as exc:
+            raise UnavailableError(f"cannot back up: {first_line(exc)}") from None
         with self._lock:
-            if self._job is not None and self._job.state == "running":
-                raise ConflictError(f"a backup is already running (job {self._job.id}, {self._job.type}, "
-                                    f"started {_ago(self._job.started_at)}): wait for it to end")
-            try:
-                access.check_backup()
-            except ApiError:
-                raise
-            except ExaPGError as exc:
-                raise UnavailableError(f"cannot back up: {first_line(exc)}") from None
+            self._refuse_if_running()
             self._job = Job(secrets.token_hex(6), kind, "running", time.time())
             return self._job
+
+    def _refuse_if_running(self) -> None:
+        job = self._job
+        if job is not None and job.state == "running":
+            raise ConflictError(f"a backup is already running (job {job.id}, {job.type}, "
+                                f"started {_ago(job.started_at)}): wait for it to end")
 
     def _update(self, job_id: str, **change: object) -> None:
         with self._lock:
