@@ -2,6 +2,7 @@ import { useEffect, useState } from "react";
 import { api, session, setUnauthorizedHandler } from "./api";
 import { Account } from "./pages/Account";
 import { Audit } from "./pages/Audit";
+import { BackupsPage } from "./pages/Backups";
 import { Benchmarks } from "./pages/Benchmarks";
 import { ClusterPage } from "./pages/Cluster";
 import { Dashboard } from "./pages/Dashboard";
@@ -21,6 +22,7 @@ const PAGES: Page[] = [
   { id: "cluster", label: "Cluster", minRole: "viewer" },
   { id: "queries", label: "Queries", minRole: "viewer" },
   { id: "benchmarks", label: "Benchmarks", minRole: "viewer" },
+  { id: "backups", label: "Backups", minRole: "viewer" },
   { id: "users", label: "Users", minRole: "admin" },
   { id: "audit", label: "Audit log", minRole: "admin" },
 ];
@@ -86,6 +88,7 @@ export function App() {
         {active.id === "cluster" && <ClusterPage />}
         {active.id === "queries" && <Queries role={me.role} />}
         {active.id === "benchmarks" && <Benchmarks />}
+        {active.id === "backups" && <BackupsPage role={me.role} />}
         {active.id === "users" && <Users me={me.username} />}
         {active.id === "audit" && <Audit />}
         {active.id === "account" && <Account me={me} />}

@@ -2,7 +2,7 @@
 // here, instead of in every page.
 
 import type {
-  AuditPage, BenchRun, Cluster, LoginRequest, Me, Overview, PasswordChange, PasswordReset, QueryList,
+  AuditPage, BackupCreate, BackupJob, Backups, BackupType, BenchRun, Cluster, LoginRequest, Me, Overview, PasswordChange, PasswordReset, QueryList,
   Role, SignalResult, Timeseries, Token, TopStatements, User, UserCreate, UserUpdate,
 } from "./types";
 
@@ -119,4 +119,8 @@ export const api = {
       "GET",
       `/api/audit?limit=${limit}&offset=${offset}${action ? `&action=${enc(action)}` : ""}`,
     ),
+  backups: () => request<Backups>("GET", "/api/backups"),
+  backupJob: () => request<BackupJob>("GET", "/api/backups/job"),
+  startBackup: (type: BackupType) =>
+    request<BackupJob>("POST", "/api/backups", { type } satisfies BackupCreate),
 };

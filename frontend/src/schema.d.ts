@@ -320,6 +320,52 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/backups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Backups
+         * @description Every stanza's backups and what they restore to, the restore points (viewer: no secret
+         *     in any of it), and the last backup started here.
+         */
+        get: operations["backups-list_backups"];
+        put?: never;
+        /**
+         * Start Backup
+         * @description Start a backup of every primary (admin only); it runs on after the answer: read
+         *     GET /api/backups/job until its state is no longer `running`.
+         */
+        post: operations["backups-start_backup"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/backups/job": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Backup Job
+         * @description The backup started from this API process last, running or ended.
+         */
+        get: operations["backups-backup_job"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -385,6 +431,99 @@ export interface components {
             limit: number;
             /** Offset */
             offset: number;
+        };
+        /** BackupCreate */
+        BackupCreate: {
+            /**
+             * Type
+             * @description full, diff (since the last full) or incr (since the last backup); the first backup of a stanza is always full
+             * @default incr
+             * @enum {string}
+             */
+            type: "full" | "diff" | "incr";
+        };
+        /** BackupJobPublic */
+        BackupJobPublic: {
+            /** Id */
+            id: string;
+            /** Type */
+            type: string;
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "running" | "succeeded" | "failed";
+            /**
+             * Started At
+             * Format: date-time
+             */
+            started_at: string;
+            /** Finished At */
+            finished_at: string | null;
+            /**
+             * Step
+             * @description what the running backup does now
+             */
+            step: string | null;
+            /** Error */
+            error: string | null;
+            /** Backups */
+            backups: components["schemas"]["TakenPublic"][];
+            /** Notes */
+            notes: string[];
+        };
+        /** BackupPublic */
+        BackupPublic: {
+            /** Label */
+            label: string;
+            /** Type */
+            type: string;
+            /**
+             * Started At
+             * Format: date-time
+             */
+            started_at: string;
+            /**
+             * Stopped At
+             * Format: date-time
+             */
+            stopped_at: string;
+            /** Duration Seconds */
+            duration_seconds: number;
+            /** Size Bytes */
+            size_bytes: number;
+            /** Repository Bytes */
+            repository_bytes: number;
+            /** Delta Bytes */
+            delta_bytes: number;
+            /** Wal Start */
+            wal_start: string;
+            /** Wal Stop */
+            wal_stop: string;
+            /** Lsn Start */
+            lsn_start: string;
+            /** Lsn Stop */
+            lsn_stop: string;
+            /** Prior */
+            prior: string | null;
+            /** Error */
+            error: boolean;
+        };
+        /** BackupsPublic */
+        BackupsPublic: {
+            /** Repository */
+            repository: string;
+            /** Repository Type */
+            repository_type: string;
+            /** Stanzas */
+            stanzas: components["schemas"]["StanzaPublic"][];
+            /**
+             * Restore Points
+             * @description newest first
+             */
+            restore_points: components["schemas"]["RestorePointPublic"][];
+            /** @description the backup started from this API process last */
+            job: components["schemas"]["BackupJobPublic"] | null;
         };
         /** CitusNodePublic */
         CitusNodePublic: {
@@ -697,6 +836,47 @@ export interface components {
             lag_seconds: number | null;
         };
         /**
+         * RestorablePublic
+         * @description From the end of the oldest backup to about the newest archived WAL.
+         */
+        RestorablePublic: {
+            /** Earliest Time */
+            earliest_time: string | null;
+            /** Earliest Lsn */
+            earliest_lsn: string | null;
+            /** Latest Time */
+            latest_time: string | null;
+            /** Wal Min */
+            wal_min: string | null;
+            /** Wal Max */
+            wal_max: string | null;
+        };
+        /** RestorePointPublic */
+        RestorePointPublic: {
+            /** Name */
+            name: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Lsn
+             * @description the coordinator's
+             */
+            lsn: string;
+            /**
+             * Cluster
+             * @description made by Citus on every node at one instant
+             */
+            cluster: boolean;
+            /**
+             * Restorable
+             * @description a backup of the coordinator kept ended before it
+             */
+            restorable: boolean;
+        };
+        /**
          * RoleChangeKind
          * @enum {string}
          */
@@ -763,6 +943,19 @@ export interface components {
             /** Signalled */
             signalled: boolean;
         };
+        /** StanzaPublic */
+        StanzaPublic: {
+            /** Stanza */
+            stanza: string;
+            /** Status */
+            status: string;
+            /**
+             * Backups
+             * @description newest first
+             */
+            backups: components["schemas"]["BackupPublic"][];
+            restorable: components["schemas"]["RestorablePublic"];
+        };
         /** Statement */
         Statement: {
             /** Queryid */
@@ -779,6 +972,15 @@ export interface components {
             rows: number;
             /** Cache Hit Ratio */
             cache_hit_ratio: number | null;
+        };
+        /** TakenPublic */
+        TakenPublic: {
+            /** Stanza */
+            stanza: string;
+            /** Label */
+            label: string;
+            /** Type */
+            type: string;
         };
         /** TimeseriesPublic */
         TimeseriesPublic: {
@@ -1564,6 +1766,107 @@ export interface operations {
                         [key: string]: unknown;
                     };
                 };
+            };
+        };
+    };
+    "backups-list_backups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BackupsPublic"];
+                };
+            };
+        };
+    };
+    "backups-start_backup": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BackupCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BackupJobPublic"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description Not Implemented */
+            501: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    "backups-backup_job": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BackupJobPublic"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };

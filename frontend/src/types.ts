@@ -40,6 +40,14 @@ export type SignalResult = Schemas["SignalResult"];
 export type AuditEntry = Schemas["AuditEntryPublic"];
 export type AuditPage = Schemas["AuditPage"];
 
+export type Backups = Schemas["BackupsPublic"];
+export type Backup = Schemas["BackupPublic"];
+export type BackupStanza = Schemas["StanzaPublic"];
+export type RestorePoint = Schemas["RestorePointPublic"];
+export type BackupJob = Schemas["BackupJobPublic"];
+export type BackupCreate = Schemas["BackupCreate"];
+export type BackupType = NonNullable<BackupCreate["type"]>;
+
 // The one answer the API declares as a free-form object: the file `exapg bench tpch`
 // writes (BenchRun in src/exapg/tpch/run.py), passed through as recorded. Its shape is
 // kept here, by hand.

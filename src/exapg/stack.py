@@ -4,7 +4,7 @@ The local runtime's helpers (preflight, node life cycle, scaling, supervised pro
 status) each take a Stack; so does the management API, to learn the topology and reach
 the nodes. Its layout on disk, under the state directory:
 
-    state.json  secrets.json  pgpass  .lock  hugepages.json
+    state.json  secrets.json  pgpass  .lock  hugepages.json  restore-points.json
     data/<node>/          PostgreSQL data directories (removed only by `down --volumes`)
     conf/                 generated configuration (supervisord, pgBouncer, Prometheus)
     run/                  sockets and pidfiles

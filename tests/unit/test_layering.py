@@ -30,8 +30,10 @@ LAYERS: list[set[str]] = [
     {"exapg.cli"},
     {"exapg.__main__"},
 ]
-# What the API may use of the runtime: the stack's service health, nothing that acts.
-API_MAY_USE_OF_RUNTIME = {"exapg.runtime.service_health"}
+# What the API may use of the runtime: the stack's service health, and the backups (the
+# functions `exapg backup` and `backup list` run: pgBackRest and the nodes' SQL, no
+# orchestrator, supervisor or program), the latter through the stack access alone.
+API_MAY_USE_OF_RUNTIME = {"exapg.runtime.service_health": None, "exapg.runtime.backup": {"exapg.api.access"}}
 # The orchestrator is reached through the backend choice only.
 ORCHESTRATOR = "exapg.runtime.local"
 ORCHESTRATOR_USERS = {"exapg.runtime.backends", "exapg.cli"}
@@ -91,8 +93,12 @@ def allowed(imp: Import) -> str | None:
         return f"{target} is above {source}"
     if layer(imp.target) == layer(imp.source) and layer(imp.source) != 0:
         return f"{source} and {target} are in the same layer"
-    if source == "exapg.api" and target == "exapg.runtime" and imp.target not in API_MAY_USE_OF_RUNTIME:
-        return "the API uses only the runtime's service health"
+    if source == "exapg.api" and target == "exapg.runtime":
+        if imp.target not in API_MAY_USE_OF_RUNTIME:
+            return "the API uses only the runtime's service health and backups"
+        importers = API_MAY_USE_OF_RUNTIME[imp.target]
+        if importers is not None and imp.source not in importers:
+            return f"the API reaches {imp.target} only through {', '.join(sorted(importers))}"
     return None
 
 
@@ -116,6 +122,8 @@ def test_only_the_backend_choice_and_the_cli_reach_the_orchestrator():
     (Import("exapg.api.app", "exapg.runtime.local", 1), "service health"),
     (Import("exapg.cluster.citus", "exapg.stack", 1), "above"),
     (Import("exapg.postgres.conn", "exapg.exporter.target", 1), "same layer"),
+    (Import("exapg.api.app", "exapg.runtime.supervised", 1), "service health"),
+    (Import("exapg.api.routers.backups", "exapg.runtime.backup", 1), "only through exapg.api.access"),
 ])
 def test_the_rule_refuses_what_it_should(imp, reason):
     assert reason in (allowed(imp) or "")
@@ -123,6 +131,7 @@ def test_the_rule_refuses_what_it_should(imp, reason):
 
 def test_the_rule_lets_through_what_it_should():
     for imp in (Import("exapg.api.access", "exapg.runtime.service_health", 1),
+                Import("exapg.api.access", "exapg.runtime.backup", 1),
                 Import("exapg.runtime.nodes", "exapg.stack", 1),
                 Import("exapg.credentials", "exapg.settings", 1)):
         assert allowed(imp) is None

@@ -6,7 +6,7 @@ import { usePoll } from "../hooks";
 
 const PAGE = 50;
 const ACTIONS = ["", "login", "logout", "query_cancel", "query_terminate", "user_create", "user_update",
-  "user_delete", "password_reset", "password_change"];
+  "user_delete", "password_reset", "password_change", "backup_start", "backup"];
 
 export function Audit() {
   const [offset, setOffset] = useState(0);

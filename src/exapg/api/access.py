@@ -1,12 +1,14 @@
 """How the API reaches the stack it manages: a local stack, or a coordinator URL (Docker).
 
-Both give the same four things: the topology, a Dsn per node, the services' status,
-and the secrets the API needs (token key, first admin password).
+Both give the same things: the topology, a Dsn per node, the services' status, the secrets
+the API needs (token key, first admin password), and the backups (local stacks only: in
+Docker mode they answer NotSupportedError).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -14,13 +16,32 @@ from typing import Protocol
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
+from exapg.api.core.errors import NotSupportedError
+from exapg.backup.pgbackrest import BackupSet, BackupType, StanzaInfo
+from exapg.backup.points import RestorePoint
 from exapg.cluster.topology import Mode, Node, Topology
 from exapg.errors import ConfigurationError, ExaPGError
 from exapg.postgres.conn import Dsn, connect
-from exapg.runtime import service_health
+from exapg.runtime import backup, service_health
+from exapg.runtime.backup import Restorable
 from exapg.settings import Settings
 from exapg.stack import Stack
 from exapg.status import Role, ServiceStatus
+
+Progress = Callable[[str], None]
+Taken = tuple[list[tuple[str, BackupSet]], list[str]]  # the new backup of each stanza; notes
+DOCKER_BACKUPS = ("backups are taken by the local runtime only: in Docker mode back up with the commands "
+                  "of docs/docker.md#backups")
+
+
+@dataclass(frozen=True)
+class BackupListing:
+    """What `exapg backup list` shows, and the restore points ExaPG made."""
+
+    repository: str
+    repository_type: str
+    stanzas: list[tuple[StanzaInfo, Restorable]]
+    restore_points: list[RestorePoint]
 
 
 class StackAccess(Protocol):
@@ -35,6 +56,12 @@ class StackAccess(Protocol):
     def api_secret_key(self) -> str | None: ...
 
     def admin_password(self) -> str | None: ...
+
+    def backups(self) -> BackupListing: ...
+
+    def check_backup(self) -> None: ...
+
+    def take_backup(self, kind: BackupType, progress: Progress) -> Taken: ...
 
 
 class LocalAccess:
@@ -62,6 +89,19 @@ class LocalAccess:
 
     def admin_password(self) -> str | None:
         return self.stack.secrets.admin_password
+
+    # The same functions `exapg backup` and `exapg backup list` run (runtime/backup.py).
+    def backups(self) -> BackupListing:
+        return BackupListing(self.settings.backup_repo_path, self.settings.backup_repo_type,
+                             backup.listing(self.stack), backup.restore_points(self.stack))
+
+    def check_backup(self) -> None:
+        backup.check_ready(self.stack)
+
+    def take_backup(self, kind: BackupType, progress: Progress) -> Taken:
+        """A backup of every primary, reporting its steps to `progress` (a Stack of its own:
+        the shared one reports to nobody)."""
+        return backup.take(Stack(self.settings, progress=progress), kind)
 
 
 DISCOVERY_TTL = 10.0  # seconds a discovered topology is reused
@@ -189,6 +229,15 @@ class UrlAccess:
     def admin_password(self) -> str | None:
         value = self.settings.admin_password
         return value.get_secret_value() if value else None
+
+    def backups(self) -> BackupListing:
+        raise NotSupportedError(DOCKER_BACKUPS)
+
+    def check_backup(self) -> None:
+        raise NotSupportedError(DOCKER_BACKUPS)
+
+    def take_backup(self, kind: BackupType, progress: Progress) -> Taken:
+        raise NotSupportedError(DOCKER_BACKUPS)
 
 
 def stack_access(settings: Settings, database_url: str | None) -> StackAccess:

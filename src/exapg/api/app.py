@@ -23,13 +23,13 @@ from exapg.api.access import StackAccess, stack_access
 from exapg.api.context import AppContext, build_context
 from exapg.api.core import config, web
 from exapg.api.core.errors import ApiError, add_error_handlers
-from exapg.api.routers import audit, auth, bench, cluster, dashboard, health, queries, users
+from exapg.api.routers import audit, auth, backups, bench, cluster, dashboard, health, queries, users
 from exapg.api.services import bootstrap
 from exapg.errors import ExaPGError
 from exapg.settings import Settings
 
 log = logging.getLogger("exapg.api")
-ROUTERS = (health, auth, users, dashboard, cluster, queries, audit, bench)
+ROUTERS = (health, auth, users, dashboard, cluster, queries, audit, bench, backups)
 
 
 def create_app(

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from exapg.api.access import StackAccess
 from exapg.api.core.config import ApiConfig
 from exapg.api.core.db import Pools
+from exapg.api.services.backups import BackupJobs
 from exapg.api.services.cluster_view import inspect
 from exapg.api.services.hashing import PasswordChecks
 from exapg.api.services.login_gate import Gate
@@ -33,6 +34,7 @@ class AppContext:
     sessions: SessionCache
     password_checks: PasswordChecks
     login_gate: Gate
+    backup_jobs: BackupJobs
 
 
 def build_context(settings: Settings, access: StackAccess, env: Mapping[str, str]) -> AppContext:
@@ -52,6 +54,7 @@ def build_context(settings: Settings, access: StackAccess, env: Mapping[str, str
         sessions=SessionCache(config.session_ttl),
         password_checks=PasswordChecks(),
         login_gate=Gate(),
+        backup_jobs=BackupJobs(),
     )
 
 

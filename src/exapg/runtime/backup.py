@@ -19,10 +19,10 @@ from pathlib import Path
 import psycopg
 
 from exapg import state as state_file
-from exapg.backup import records
-from exapg.backup.pgbackrest import BackupSet, BackupType, StanzaInfo, Target, VerifyResult
+from exapg.backup import points, records
+from exapg.backup.pgbackrest import INSTALL_HINT, BackupSet, BackupType, StanzaInfo, Target, VerifyResult, binary
 from exapg.cluster.topology import Mode, Node, Topology
-from exapg.errors import ExaPGError, InvalidParameterError, OperationTimeoutError, first_line
+from exapg.errors import ExaPGError, InvalidParameterError, MissingDependencyError, OperationTimeoutError, first_line
 from exapg.postgres.conn import connect
 from exapg.proc import wait_until
 from exapg.runtime import archiving, nodes
@@ -45,8 +45,7 @@ def take(stack: Stack, kind: BackupType) -> tuple[list[tuple[str, BackupSet]], l
     In cluster mode the nodes' backups end at different moments; a Citus restore point
     made after the last one (`backup-<coordinator's label>`) is where they all agree."""
     topology = stack.topology
-    for node in archiving.primaries(topology):
-        _require_archiving(stack, node)
+    check_ready(stack)
     backrest = archiving.driver(stack)
     taken = []
     for node in archiving.primaries(topology):
@@ -58,6 +57,15 @@ def take(stack: Stack, kind: BackupType) -> tuple[list[tuple[str, BackupSet]], l
     if topology.mode == Mode.CLUSTER:
         actions += restore_point(stack, f"backup-{taken[0][1].label}")
     return taken, actions
+
+
+def check_ready(stack: Stack) -> None:
+    """Refuse at once what would fail a backup: pgBackRest missing, a primary stopped or not
+    archiving yet (one line, what to do)."""
+    if binary() is None:
+        raise MissingDependencyError(f"pgBackRest is not installed: {INSTALL_HINT}")
+    for node in archiving.primaries(stack.topology):
+        _require_archiving(stack, node)
 
 
 def _require_archiving(stack: Stack, node: Node) -> None:
@@ -138,12 +146,23 @@ def restore_point(stack: Stack, name: str) -> list[str]:
     cluster = topology.mode == Mode.CLUSTER
     with connect(stack.dsn(topology.coordinator)) as conn:
         lsn = records.create_restore_point(conn, name, citus=cluster)
+    points.add(restore_points_path(stack), points.RestorePoint(name, time.time(), lsn, cluster),
+               stack.user.write_file)
     actions = [f"restore point {name!r} created at coordinator LSN {lsn}"
                + (" (with Citus, on every worker at the same instant)" if cluster else "")]
     for node in archiving.primaries(topology):
         with connect(stack.admin_dsn(node)) as conn:
             records.switch_wal(conn)
     return actions
+
+
+def restore_points_path(stack: Stack) -> Path:
+    return stack.root / "restore-points.json"
+
+
+def restore_points(stack: Stack) -> list[points.RestorePoint]:
+    """The restore points ExaPG made on this stack, oldest first (backup/points.py)."""
+    return points.load(restore_points_path(stack))
 
 
 # -- restore -----------------------------------------------------------------------------------------

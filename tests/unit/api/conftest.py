@@ -17,10 +17,12 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from exapg.api.access import BackupListing, Progress, Taken
 from exapg.api.app import create_app
 from exapg.api.context import AppContext
 from exapg.api.core.security import UserRole, issue_token
 from exapg.api.crud.users import UserState
+from exapg.backup.pgbackrest import BackupType
 from exapg.cluster.topology import Mode, Node, Topology
 from exapg.errors import ExaPGError
 from exapg.postgres.conn import Dsn
@@ -57,6 +59,16 @@ class StoppedStack:
 
     def admin_password(self) -> str | None:
         return None
+
+    def backups(self) -> BackupListing:
+        raise ExaPGError("pgbackrest info (coordinator) failed: unable to list file info for missing path "
+                         "'/nonexistent/backup/archive/coordinator'")
+
+    def check_backup(self) -> None:
+        raise ExaPGError("coordinator is not running: start the stack with 'exapg up' first")
+
+    def take_backup(self, kind: BackupType, progress: Progress) -> Taken:
+        raise ExaPGError("coordinator is not running: start the stack with 'exapg up' first")
 
 
 def unit_settings(state_dir: Path) -> Settings:

@@ -59,6 +59,12 @@ class UnavailableError(ApiError):
     status_code = 503
 
 
+class NotSupportedError(ApiError):
+    """What this deployment cannot do at all (backups in Docker mode)."""
+
+    status_code = 501
+
+
 def add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:

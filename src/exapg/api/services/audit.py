@@ -28,6 +28,7 @@ from exapg.api.core.errors import (
     InvalidInputError,
     NotAuthenticatedError,
     NotFoundError,
+    NotSupportedError,
     RateLimitedError,
     UnavailableError,
 )
@@ -43,6 +44,7 @@ REASONS: tuple[tuple[type[Exception], str], ...] = (
     (RateLimitedError, "rate_limited"),
     (InvalidInputError, "invalid_input"),
     (UnavailableError, "unavailable"),
+    (NotSupportedError, "not_supported"),
     (ApiError, "refused"),
     (psycopg.errors.QueryCanceled, "timeout"),
     (psycopg.Error, "database_error"),
