@@ -239,7 +239,7 @@ def _restore_files(stack: Stack, node: Node, topology: Topology, target: Target,
     stack.progress(f"{node.name}: restoring from the backup repository")
     stack.user.make_dir(node.datadir, 0o700)
     archiving.driver(stack).restore(archiving.stanza(node), node.datadir, target, backup_set)
-    nodes.write_conf(stack, node, topology)
+    nodes.write_conf(stack, node, topology, restoring=True)  # `up` writes its own settings again
 
 
 def _start_restored(stack: Stack, node: Node, target: Target, previous: Path | None) -> Restored:
