@@ -186,8 +186,11 @@ def test_rejoin_rebuild_clones_the_standby_again_and_keeps_its_old_data(ha):
     primary, standby = nodes(ha)
     result = ha.cli("rejoin", "--rebuild")
     assert result.returncode == 0, result.stderr
-    aside = [p for p in standby.datadir.parent.iterdir() if p.name.startswith(f".removed-{standby.name}-")]
-    assert aside and str(aside[-1]) in result.stdout and (aside[-1] / "PG_VERSION").is_file()
+    # the one this rejoin names: an earlier rejoin may have cloned too, where the WAL before
+    # the divergence was gone and pg_rewind could not run
+    aside = [p for p in standby.datadir.parent.iterdir()
+             if p.name.startswith(f".removed-{standby.name}-") and str(p) in result.stdout]
+    assert len(aside) == 1 and (aside[0] / "PG_VERSION").is_file()
     assert_follows(ha, standby, primary)
     assert ha.cli("health").returncode == 0
 

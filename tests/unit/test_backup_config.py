@@ -11,9 +11,12 @@ import pytest
 
 from exapg.backup import pgbackrest
 from exapg.backup.pgbackrest import Paths, StanzaNode, Target
+from exapg.cluster.topology import Mode, Topology
 from exapg.config_check import problems
 from exapg.errors import InvalidParameterError
+from exapg.runtime import archiving
 from exapg.settings import Settings
+from exapg.stack import Stack
 
 PATHS = Paths(Path("/s/conf/pgbackrest.conf"), Path("/s/logs/pgbackrest"), Path("/s/run/pgbackrest"), Path("/s/run"))
 NODES = [StanzaNode("coordinator", Path("/s/data/coordinator"), 5432),
@@ -158,3 +161,34 @@ def test_verify_findings_are_read_from_its_workers():
     assert damaged.problems == ("invalid checksum '20261203-131749F/pg_data/base/5/2686.lz4'",)
     assert pgbackrest.parse_verify("coordinator", VERIFY_OK).ok
     assert not pgbackrest.parse_verify("coordinator", "").ok  # no verdict is no pass
+
+
+# -- archiving in an ha pair --------------------------------------------------------------------------
+def pair(primary: str) -> Topology:
+    return Topology.build(settings(), Mode.HA, primary=primary)
+
+
+@pytest.mark.parametrize("primary", ["coordinator", "standby"])
+def test_only_the_primary_has_an_archive_command_and_it_pushes_into_the_coordinator_stanza(primary):
+    stack, topology = Stack(settings()), pair(primary)
+    own = archiving.node_settings(stack, topology.coordinator)
+    assert own["archive_mode"] == "on" and own["archive_timeout"] == "60s"
+    assert own["archive_command"].endswith(f"--stanza=coordinator --pg1-path=/s/data/{primary} archive-push %p")
+    # archive_mode on as well: promoted by a switchover, the standby archives after a reload
+    assert archiving.node_settings(stack, topology.standbys[0]) == {**own, "archive_command": ""}
+
+
+def test_the_coordinator_stanza_names_the_pair_s_primary_now():
+    ports = settings()
+    assert [(n.name, n.datadir, n.port) for n in archiving.stanza_nodes(pair("coordinator"))] == [
+        ("coordinator", Path("/s/data/coordinator"), ports.coordinator_port)]
+    assert [(n.name, n.datadir, n.port) for n in archiving.stanza_nodes(pair("standby"))] == [
+        ("coordinator", Path("/s/data/standby"), ports.standby_port)]
+
+
+def test_workers_are_stanzas_of_their_own_names():
+    topology = Topology.build(settings(), Mode.CLUSTER, workers=2, standby=True)
+    assert [archiving.stanza(n) for n in archiving.primaries(topology)] == ["coordinator", "worker1", "worker2"]
+    assert archiving.node_settings(Stack(settings()), topology.node("worker2"))["archive_command"].endswith(
+        "--stanza=worker2 --pg1-path=/s/data/worker2 archive-push %p")
+    assert archiving.node_settings(Stack(settings()), topology.standbys[0])["archive_command"] == ""

@@ -241,11 +241,12 @@ class PgBackRest:
     user: ServiceUser
     passfile: Path
 
-    def run(self, stanza: str, command: str, *options: str, timeout: float = COMMAND_TIMEOUT) -> str:
+    def run(self, stanza: str, command: str, *options: str, timeout: float = COMMAND_TIMEOUT,
+            arguments: tuple[str, ...] = ()) -> str:
         program = binary()
         if program is None:
             raise MissingDependencyError(f"pgBackRest is not installed: {INSTALL_HINT}")
-        argv = [program, f"--config={self.paths.config}", f"--stanza={stanza}", *options, command]
+        argv = [program, f"--config={self.paths.config}", f"--stanza={stanza}", *options, command, *arguments]
         try:
             result = run(argv, timeout=timeout, user=self.user, env={"PGPASSFILE": str(self.passfile)},
                          what=f"pgbackrest {command} ({stanza})")
@@ -265,6 +266,10 @@ class PgBackRest:
 
     def check(self, stanza: str) -> None:
         self.run(stanza, "check", timeout=180)
+
+    def archive_push(self, stanza: str, datadir: Path, wal_file: Path) -> None:
+        """Push one WAL segment or history file of the server in `datadir` (what its archiver does)."""
+        self.run(stanza, "archive-push", f"--pg1-path={datadir}", timeout=COMMAND_TIMEOUT, arguments=(str(wal_file),))
 
     def backup(self, stanza: str, kind: BackupType) -> None:
         self.run(stanza, "backup", f"--type={kind}", timeout=BACKUP_TIMEOUT)

@@ -1,6 +1,7 @@
 """Backups of a local stack, and restores: what `exapg backup` and `exapg restore` do.
 
-Every primary node is its own pgBackRest stanza (runtime/archiving.py). A restore stops the
+Every primary node is its own pgBackRest stanza (runtime/archiving.py: the coordinator's is
+`coordinator` whichever node of an ha pair is primary). A restore stops the
 stack (the orchestrator's `restore`), then, per primary: moves its data directory aside,
 restores into an empty one, starts it, waits for recovery to reach the target and promote.
 Any failure puts every moved directory back. Then the standby's data directory is removed
@@ -49,10 +50,11 @@ def take(stack: Stack, kind: BackupType) -> tuple[list[tuple[str, BackupSet]], l
     backrest = archiving.driver(stack)
     taken = []
     for node in archiving.primaries(topology):
+        name = archiving.stanza(node)
         stack.progress(f"{node.name}: {kind} backup")
-        backrest.backup(node.name, kind)
-        backups = backrest.info(node.name).backups
-        taken.append((node.name, backups[-1]))
+        backrest.backup(name, kind)
+        backups = backrest.info(name).backups
+        taken.append((name, backups[-1]))
     actions = archiving.record_backups(stack, topology)
     if topology.mode == Mode.CLUSTER:
         actions += restore_point(stack, f"backup-{taken[0][1].label}")
@@ -93,7 +95,7 @@ def listing(stack: Stack) -> list[tuple[StanzaInfo, Restorable]]:
     backrest = archiving.driver(stack)
     found = []
     for node in archiving.primaries(stack.topology):
-        info = backrest.info(node.name)
+        info = backrest.info(archiving.stanza(node))
         found.append((info, _restorable(stack, node, info)))
     return found
 
@@ -135,7 +137,7 @@ def as_json(info: StanzaInfo, restorable: Restorable) -> dict[str, object]:
 # -- verify ------------------------------------------------------------------------------------------
 def verify(stack: Stack) -> list[VerifyResult]:
     backrest = archiving.driver(stack)
-    return [backrest.verify(node.name) for node in archiving.primaries(stack.topology)]
+    return [backrest.verify(archiving.stanza(node)) for node in archiving.primaries(stack.topology)]
 
 
 # -- restore points ----------------------------------------------------------------------------------
@@ -191,7 +193,7 @@ def check_restore(stack: Stack, target: Target, backup_set: str | None) -> Topol
                                     "to a restore point (--to-name) or a time")
     backrest = archiving.driver(stack)
     for node in archiving.primaries(topology):
-        backups = [b for b in backrest.info(node.name).backups if not b.error]
+        backups = [b for b in backrest.info(archiving.stanza(node)).backups if not b.error]
         if not backups:
             raise ExaPGError(f"{node.name} has no backup to restore from: take one with 'exapg backup'")
         if backup_set and backup_set not in {b.label for b in backups}:
@@ -212,7 +214,7 @@ def archive_last_wal(stack: Stack) -> list[str]:
         if stack.server(node).pidfile() is None:
             continue
         try:
-            backrest.check(node.name)
+            backrest.check(archiving.stanza(node))
         except ExaPGError as exc:
             actions.append(f"{node.name}: its last WAL could not be archived ({first_line(exc)}): "
                            "what it committed since the last archived segment cannot be restored")
@@ -255,8 +257,8 @@ def _set_aside(node: Node, stamp: str) -> Path | None:
 def _restore_files(stack: Stack, node: Node, topology: Topology, target: Target, backup_set: str | None) -> None:
     stack.progress(f"{node.name}: restoring from the backup repository")
     stack.user.make_dir(node.datadir, 0o700)
-    archiving.driver(stack).restore(node.name, node.datadir, target, backup_set)
-    nodes.write_conf(stack, node, topology)
+    archiving.driver(stack).restore(archiving.stanza(node), node.datadir, target, backup_set)
+    nodes.write_conf(stack, node, topology, restoring=True)  # `up` writes its own settings again
 
 
 def _start_restored(stack: Stack, node: Node, target: Target, previous: Path | None) -> Restored:

@@ -80,8 +80,9 @@ def create(stack: Stack, node: Node, server: PostgresServer, topology: Topology,
         ) from None
 
 
-def write_conf(stack: Stack, node: Node, topology: Topology) -> bool:
-    """Render exapg.conf and pg_hba.conf; True when either changed."""
+def write_conf(stack: Stack, node: Node, topology: Topology, *, restoring: bool = False) -> bool:
+    """Render exapg.conf and pg_hba.conf; True when either changed. `restoring`: the node is
+    about to replay archived WAL (a restore), as a standby replays its primary's."""
     settings = stack.settings
     params = pgconf.server_settings(
         port=node.port, listen=settings.listen_address, socket_dir=stack.run_dir,
@@ -89,6 +90,12 @@ def write_conf(stack: Stack, node: Node, topology: Topology) -> bool:
         huge_pages=settings.huge_pages, citus=topology.mode == Mode.CLUSTER,
     )
     params.update(archiving.node_settings(stack, node))
+    if node.is_standby or restoring:
+        # Citus raises max_prepared_transactions to twice max_connections where it is loaded, and a
+        # node replaying WAL stops at WAL written with a higher value: a standby keeps Citus's
+        # value in every mode, so that no change of mode leaves it short while its primary restarts;
+        # so does a restore, which replays the WAL of a promoted standby still running with it.
+        params["max_prepared_transactions"] = str(2 * int(params["max_connections"]))
     if node.is_standby:
         primary = topology.node(node.primary or topology.coordinator.name)
         params["primary_conninfo"] = (
@@ -96,10 +103,6 @@ def write_conf(stack: Stack, node: Node, topology: Topology) -> bool:
             f"passfile={stack.passfile} application_name={node.name} connect_timeout=5"
         )
         params["primary_slot_name"] = node.slot or ""
-        # Citus raises max_prepared_transactions to twice max_connections where it is loaded, and a
-        # standby refuses to replay from a primary with a higher value: a standby keeps Citus's
-        # value in every mode, so that no change of mode leaves it short while its primary restarts.
-        params["max_prepared_transactions"] = str(2 * int(params["max_connections"]))
         stack.touch(node.datadir / "standby.signal")
     archiving.write_config(stack, topology)
     changed = stack.write_if_changed(node.datadir / "exapg.conf", pgconf.render(params, f"ExaPG node {node.name}"))

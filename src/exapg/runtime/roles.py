@@ -15,7 +15,10 @@ exporters' environment.
 - rejoin: a node the state calls standby that does not follow the primary (promoted by
   hand, or a failed rejoin) is rewound onto the primary, or cloned again.
 
-A data directory that cannot be rewound is moved aside, never deleted.
+After either promotion the new primary archives WAL into the coordinator's stanza at once (a
+reload gives it the archive_command, runtime/archiving.py) and the demoted node loses its
+command: one writer into the stanza, no restart. A data directory that cannot be rewound is
+moved aside, never deleted.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from exapg.postgres import pgbouncer as pgbouncer_conf
 from exapg.postgres import replication
 from exapg.postgres.conn import connect
 from exapg.proc import wait_until
-from exapg.runtime import nodes, processes, supervised
+from exapg.runtime import archiving, nodes, processes, supervised
 from exapg.runtime.programs import management_api, pgbouncer
 from exapg.stack import LOOPBACK, Stack
 from exapg.state import StackState
@@ -124,11 +127,11 @@ def switchover(stack: Stack, bring_up: BringUp) -> list[str]:
                 raise ExaPGError(f"{new.name} could not be promoted ({exc}); {old.name} is stopped and still "
                                  "the primary: 'exapg up' starts it again") from None
             topology = _save_swapped(stack, state)
-            pooled = follow(topology)
-        pooled += _api_follows(stack, topology)
+            follows = follow(topology)
+        follows += _archiving_follows(stack, topology, old, secrets) + _api_follows(stack, topology)
         actions = [f"{old.name}: stopped cleanly",
                    f"{new.name}: promoted after replaying all of {old.name}'s WAL, primary on timeline {timeline}",
-                   *_record(stack, "switchover", old.name, new.name, timeline, secrets), *pooled]
+                   *_record(stack, "switchover", old.name, new.name, timeline, secrets), *follows]
         try:
             actions += _prepare_follower(stack, topology.node(old.name), topology)
         except ExaPGError as exc:
@@ -158,7 +161,8 @@ def failover(stack: Stack, bring_up: BringUp, force: bool = False) -> list[str]:
         topology = _save_swapped(stack, state)
         actions += [f"{new.name}: promoted, primary on timeline {timeline}",
                     *_record(stack, "failover", old.name, new.name, timeline, secrets),
-                    *_repoint_pooler(stack, topology, secrets), *_api_follows(stack, topology)]
+                    *_repoint_pooler(stack, topology, secrets), *_archiving_follows(stack, topology, old, secrets),
+                    *_api_follows(stack, topology)]
         try:
             actions += _prepare_follower(stack, topology.node(old.name), topology)
         except ExaPGError as exc:
@@ -374,6 +378,27 @@ def _follow_up(stack: Stack, node: Node, topology: Topology, bring_up: BringUp) 
             actions.append(f"{node.name}: dropped its old slot {stale}")
     actions.append(f"{node.name}: streams from {topology.coordinator.name}")
     return actions
+
+
+def _archiving_follows(stack: Stack, topology: Topology, old: Node, secrets: Secrets) -> list[str]:
+    """The promoted node archives into the coordinator's stanza from now on, with no restart:
+    what the stopped old primary had not archived is pushed from its data directory; the new
+    primary's exapg.conf gets the archive_command and pgbackrest.conf the stanza's new data
+    directory and port, reloaded; then the WAL it kept since its promotion (the timeline's
+    history file first) is shipped and checked. The old primary gets a standby's configuration,
+    without the command, at once: started by hand before it rejoins, it archives nothing (it
+    gets it again after pg_rewind, which copies the primary's files)."""
+    primary, demoted = topology.coordinator, topology.node(old.name)
+    stack.progress(f"{primary.name}: WAL archiving into stanza {archiving.stanza(primary)}")
+    actions = archiving.push_leftovers(stack, old)
+    try:
+        if stack.server(demoted).initialized:
+            nodes.write_conf(stack, demoted, topology)
+        nodes.write_conf(stack, primary, topology)
+        reloaded = nodes.apply_conf(stack, primary, stack.server(primary), secrets)
+    except (ExaPGError, OSError) as exc:
+        return [*actions, f"{primary.name}: WAL archiving not configured ({first_line(exc)}): 'exapg up' configures it"]
+    return [*actions, reloaded, *archiving.check_promoted(stack, primary, secrets)]
 
 
 def _api_follows(stack: Stack, topology: Topology) -> list[str]:
