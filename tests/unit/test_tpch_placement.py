@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from exapg.tpch.schema import CITUS_PLACEMENT, TABLES
+from exapg.tpch.schema import CITUS_INDEXES, CITUS_PLACEMENT, TABLES
 
 # Every equi-join of the 22 TPC-H queries (join clauses and correlated subqueries alike).
 JOINS = (
@@ -62,3 +62,10 @@ def test_no_join_needs_a_repartition(left, left_column, right, right_column):
         return
     assert group(left) == group(right)
     assert (a.column, b.column) == (left_column, right_column)
+
+
+def test_cluster_only_indexes_are_on_reference_tables_and_their_columns():
+    for table, indexes in CITUS_INDEXES.items():
+        assert CITUS_PLACEMENT[table].column is None
+        for columns in indexes:
+            assert all(column_type(table, column) for column in columns)

@@ -27,7 +27,7 @@ from psycopg import sql
 
 from exapg.errors import ExaPGError, InvalidParameterError
 from exapg.tpch import duck
-from exapg.tpch.schema import CITUS_PLACEMENT, FACT_TABLES, INDEXES, PRIMARY_KEYS, TABLES
+from exapg.tpch.schema import CITUS_INDEXES, CITUS_PLACEMENT, FACT_TABLES, INDEXES, PRIMARY_KEYS, TABLES
 
 SCHEMA = "tpch"
 STAGING = "tpch_load"
@@ -177,6 +177,10 @@ def distribute(conn: psycopg.Connection) -> None:
             colocate = f"{STAGING}.{placement.colocate_with}" if placement.colocate_with else "default"
             conn.execute("SELECT create_distributed_table(%s, %s, colocate_with => %s)",
                          (name, placement.column, colocate))
+    for table, indexes in CITUS_INDEXES.items():
+        for index_columns in indexes:
+            conn.execute(sql.SQL("CREATE INDEX ON {}.{} ({})").format(
+                sql.Identifier(STAGING), sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, index_columns))))
 
 
 def generation_steps(scale_factor: float) -> int:
