@@ -74,7 +74,7 @@ class Placement:
 # they would need repartition joins (Q8, Q9, Q14 and Q19 took seconds at SF 0.01); as
 # copies those joins run beside each shard. At SF 1 part, partsupp and customer are
 # 200k, 800k and 150k rows: a copy per node is what Citus advises for dimensions.
-# Q17, Q20 and Q22 stay beyond Citus whatever the placement (docs/tpch.md).
+# Citus cannot plan Q17, Q20 and Q22 here, and no placement gets all 22 past it (docs/tpch.md).
 CITUS_PLACEMENT: dict[str, Placement] = {
     "region": Placement(None), "nation": Placement(None), "supplier": Placement(None),
     "customer": Placement(None), "part": Placement(None), "partsupp": Placement(None),
