@@ -251,7 +251,24 @@ def report(r: dict, source: str) -> str:
     load = r["load"]
     lines += ["", "## Load (`exapg sample tpch`)", "", "| | seconds |", "|---|---:|"]
     lines += [f"| {side} | {load[side]['total_seconds']:.0f} |" for side in SIDES]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + earlier_runs(r["scale_factor"])) + "\n"
+
+
+def earlier_runs(sf: float) -> list[str]:
+    """Earlier whole runs kept beside the latest (results-cluster-sf<SF>-run<N>.json)."""
+    files = sorted(HERE.glob(f"results-cluster-sf{sf:g}-run*.json"))
+    if not files:
+        return []
+    lines = ["", "## Earlier runs", "", "| run | single node | cluster | cluster / single | load avg | Q19 single | "
+             "Q19 cluster | note |", "|---|---:|---:|---:|---:|---:|---:|---|"]
+    for path in files:
+        r = json.loads(path.read_text())
+        loads = [q["load_average_1m"] for q in r["queries"].values()]
+        q19 = r["queries"]["19"]
+        lines.append(f"| {path.name} | {ms(r['geometric_mean']['single'])} | {ms(r['geometric_mean']['cluster'])} | "
+                     f"{r['cluster_over_single']:.2f}x | {min(loads):.1f} to {max(loads):.1f} | "
+                     f"{ms(q19['single']['median'])} | {ms(q19['cluster']['median'])} | {r.get('note', '')} |")
+    return lines
 
 
 def main() -> None:
