@@ -28,7 +28,7 @@ from psycopg import sql
 
 from exapg.errors import ExaPGError, InvalidParameterError
 from exapg.tpch import duck
-from exapg.tpch.schema import CITUS_PLACEMENT, EXAPG, FACT_TABLES, LAYOUTS, PRIMARY_KEYS, TABLES, Layout
+from exapg.tpch.schema import CITUS_INDEXES, CITUS_PLACEMENT, EXAPG, FACT_TABLES, LAYOUTS, PRIMARY_KEYS, TABLES, Layout
 
 SCHEMA = "tpch"
 STAGING = "tpch_load"
@@ -320,6 +320,9 @@ def distribute(conn: psycopg.Connection) -> None:
             colocate = f"{STAGING}.{placement.colocate_with}" if placement.colocate_with else "default"
             conn.execute("SELECT create_distributed_table(%s, %s, colocate_with => %s)",
                          (name, placement.column, colocate))
+    for table, indexes in CITUS_INDEXES.items():
+        for index_columns in indexes:
+            conn.execute(index_statement(table, index_columns, "btree"))
 
 
 def generation_steps(scale_factor: float) -> int:

@@ -115,12 +115,23 @@ class Placement:
     colocate_with: str | None = None
 
 
-# lineitem and orders share the order key, partsupp and part the part key: their joins
-# stay on one node. The small dimensions are reference tables. customer joins orders on
-# o_custkey (not orders' distribution column), so it is a reference table too.
+# lineitem and orders are distributed by the order key and co-located: their join, and
+# the correlated subqueries of Q4 and Q21 on l_orderkey, run shard by shard. Every other
+# table is a reference table (a copy on every node): all of them join lineitem or orders
+# on a column that is not the order key (l_partkey, l_suppkey, o_custkey), so distributed
+# they would need repartition joins (Q8, Q9, Q14 and Q19 took seconds at SF 0.01); as
+# copies those joins run beside each shard. At SF 1 part, partsupp and customer are
+# 200k, 800k and 150k rows: a copy per node is what Citus advises for dimensions.
+# Citus cannot plan Q17, Q20 and Q22 here, and no placement gets all 22 past it (docs/tpch.md).
 CITUS_PLACEMENT: dict[str, Placement] = {
     "region": Placement(None), "nation": Placement(None), "supplier": Placement(None),
-    "customer": Placement(None),
+    "customer": Placement(None), "part": Placement(None), "partsupp": Placement(None),
     "orders": Placement("o_orderkey"), "lineitem": Placement("l_orderkey", "orders"),
-    "part": Placement("p_partkey"), "partsupp": Placement("ps_partkey", "part"),
+}
+
+# A join with a reference table runs once per shard, each time reading that node's copy:
+# Q19 filtered all of part in each of lineitem's shards (200k rows, 32 times at SF 1).
+# Built with the tables in cluster mode only, where the scan is repeated.
+CITUS_INDEXES: dict[str, tuple[tuple[str, ...], ...]] = {
+    "part": (("p_brand", "p_container"),),
 }
