@@ -1,9 +1,9 @@
 """`exapg` loads only what the command at hand uses.
 
 A command module names its heavy libraries inside its functions, so `exapg --help` loads
-none of them and `exapg status` only what status needs (psycopg, pydantic, the supervisor's
-client). Checked on the set of modules a fresh interpreter holds after the command, not on
-a timing: the timings are in bench/cli.
+none of them and `exapg status` only what status needs (psycopg, pydantic). Checked on
+the set of modules a fresh interpreter holds after the command, not on a timing: the
+timings are in bench/cli.
 """
 
 from __future__ import annotations
@@ -26,11 +26,12 @@ with open(sys.argv[1], "w") as out:
 """
 
 # The management API and its HTTP stack, TPC-H's DuckDB, TLS certificates, the exporter's
-# metrics, the API's password hashing and tokens, Prometheus's configuration.
+# metrics, the API's password hashing and tokens, Prometheus's configuration, and the
+# supervisor package (its daemon is asked over the standard library's XML-RPC client).
 NEVER_FOR_STATUS = {"fastapi", "starlette", "uvicorn", "httpx", "duckdb", "cryptography", "prometheus_client",
-                    "argon2", "jwt", "yaml"}
-# What status needs and help does not: the database, the supervisor's client, the .env file.
-NEVER_FOR_HELP = NEVER_FOR_STATUS | {"psycopg", "psycopg_binary", "psycopg_pool", "asyncio", "supervisor", "dotenv"}
+                    "argon2", "jwt", "yaml", "supervisor"}
+# What status needs and help does not: the database, the .env file.
+NEVER_FOR_HELP = NEVER_FOR_STATUS | {"psycopg", "psycopg_binary", "psycopg_pool", "asyncio", "dotenv"}
 # pydantic (the settings) too for `exapg --help`; a subcommand's help has it from Typer
 # itself, which checks the parsed values of the group's options with pydantic.
 NEVER_FOR_ROOT_HELP = NEVER_FOR_HELP | {"pydantic", "pydantic_core"}
