@@ -15,6 +15,11 @@ Each round runs every command once in each checkout, the side that goes first
 alternating, so both see the same machine load; and the bare interpreter
 (`python -c pass`), the floor any Python command pays: the peer.
 
+The commands run with their bytecode cached, as an installed exapg does: the measured
+processes get no PYTHONDONTWRITEBYTECODE, and one unmeasured run per command and checkout
+writes the `__pycache__` files first. (Without a cache every start compiles ExaPG's
+modules again, and the imports of the modules a command loads cost several times more.)
+
     .venv/bin/python bench/cli/run.py --baseline ../cli-base [--candidate .] [--rounds 9]
 
 Every checkout needs its own `make setup`. Writes bench/cli/results.json.
@@ -74,6 +79,11 @@ def run(argv: list[str], env: dict[str, str]) -> tuple[subprocess.CompletedProce
     return done, wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
+def cached(env: dict[str, str]) -> dict[str, str]:
+    """The environment without PYTHONDONTWRITEBYTECODE: an installed exapg has its bytecode."""
+    return {k: v for k, v in env.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def measure(checkout: Path, args: list[str], env: dict[str, str]) -> dict[str, float]:
     python, exapg = str(checkout / ".venv" / "bin" / "python"), str(checkout / ".venv" / "bin" / "exapg")
     traced, _, _ = run([python, "-X", "importtime", exapg, *args], env)
@@ -118,14 +128,17 @@ def main() -> None:
     loads = [os.getloadavg()]
     started = time.time()
     try:
+        for checkout in sides.values():  # writes the bytecode caches
+            for cli_args, stack, extra in COMMANDS.values():
+                measure(checkout, cli_args, cached({**cli_environment(envs[stack]), **extra}))
         for round_no in range(args.rounds):
             order = list(sides) if round_no % 2 == 0 else list(reversed(sides))
             for side in order:
                 for name, (cli_args, stack, extra) in COMMANDS.items():
-                    env = {**cli_environment(envs[stack]), "COLUMNS": "200", **extra}
+                    env = cached({**cli_environment(envs[stack]), "COLUMNS": "200", **extra})
                     samples[name][side].append(measure(sides[side], cli_args, env))
             samples[BARE]["interpreter"].append(measure_bare(str(sides["candidate"] / ".venv" / "bin" / "python"),
-                                                             dict(os.environ)))
+                                                             cached(dict(os.environ))))
             loads.append(os.getloadavg())
             shown = ("--help", "status, running stack")
             print(f"round {round_no + 1}/{args.rounds}, load {loads[-1][0]:.1f}, import before/after: " + ", ".join(
@@ -142,7 +155,8 @@ def main() -> None:
                     "python": platform.python_version()},
         "method": "each round: every command once per checkout (the side going first alternating) and the bare "
                   "interpreter once; import = python -X importtime total (top-level cumulative times summed); "
-                  "process = wall and CPU time of a run without -X importtime; medians over the rounds",
+                  "process = wall and CPU time of a run without -X importtime; medians over the rounds; "
+                  "bytecode cached (written by one unmeasured run per command first)",
         "baseline": {"path": str(sides["baseline"]), "commit": commit(sides["baseline"])},
         "candidate": {"path": str(sides["candidate"]), "commit": commit(sides["candidate"])},
         "rounds": args.rounds,
