@@ -3,6 +3,8 @@
 Keys are written with mode 0600 and never overwritten unless asked. The CA key stays
 with the invoking user; only the server key may be handed to the container's user
 (`owner`), so a mounted folder never lets a database container sign certificates.
+cryptography is imported where a key or certificate is made: `exapg --help` names the
+defaults below without loading it.
 """
 
 from __future__ import annotations
@@ -12,13 +14,13 @@ import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
-
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from typing import TYPE_CHECKING
 
 from exapg.errors import InvalidParameterError
+
+if TYPE_CHECKING:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
 
 DEFAULT_HOSTNAMES = (
     "localhost", "127.0.0.1", "coordinator", "standby", "worker1", "worker2", "worker", "pgbouncer",
@@ -49,10 +51,15 @@ def parse_owner(text: str | None) -> tuple[int, int] | None:
 
 
 def _key() -> ec.EllipticCurvePrivateKey:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     return ec.generate_private_key(ec.SECP256R1())
 
 
 def _name(common_name: str) -> x509.Name:
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
     return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "ExaPG"),
                       x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
@@ -63,6 +70,9 @@ def _validity(builder: x509.CertificateBuilder, days: int) -> x509.CertificateBu
 
 
 def make_ca(days: int) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
     key = _key()
     name = _name("ExaPG private CA")
     builder = (
@@ -76,6 +86,8 @@ def make_ca(days: int) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
 
 
 def _alt_names(hostnames: list[str]) -> list[x509.GeneralName]:
+    from cryptography import x509
+
     names: list[x509.GeneralName] = []
     for host in hostnames:
         try:
@@ -87,6 +99,10 @@ def _alt_names(hostnames: list[str]) -> list[x509.GeneralName]:
 
 def make_server(hostnames: list[str], ca: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey, days: int
                 ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
     key = _key()
     builder = (
         x509.CertificateBuilder().subject_name(_name(hostnames[0])).issuer_name(ca.subject)
@@ -111,11 +127,15 @@ def _write(path: Path, data: bytes, mode: int) -> None:
 
 
 def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                              serialization.NoEncryption())
 
 
 def _pem_cert(cert: x509.Certificate) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
     return cert.public_bytes(serialization.Encoding.PEM)
 
 

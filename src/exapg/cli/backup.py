@@ -3,13 +3,16 @@ backup verify, backup restore-point, restore."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
-from exapg.backup.pgbackrest import BackupType, Target, check_name, parse_time
 from exapg.cli.common import local_runtime, report, spinner
 from exapg.cli.output import info, print_json, print_table
 from exapg.errors import ExaPGError, InvalidParameterError
-from exapg.runtime import backup as backups
+
+if TYPE_CHECKING:
+    from exapg.backup.pgbackrest import BackupType, Target
 
 LIST_COLUMNS = ("stanza", "label", "type", "stopped", "duration", "size", "repository", "wal")
 
@@ -37,6 +40,8 @@ def backup(
         return
     if kind not in ("full", "diff", "incr"):
         raise InvalidParameterError(f"--type {kind!r}: use full, diff or incr")
+    from exapg.runtime import backup as backups
+
     runtime = local_runtime(ctx, progress=True)
     with spinner(ctx):
         taken, actions = backups.take(runtime.stack, _backup_type(kind))
@@ -54,6 +59,8 @@ def _backup_type(kind: str) -> BackupType:
 @app.command("list")
 def list_backups(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="JSON output.")) -> None:
     """The backups in the repository and what they can restore to (earliest and latest time)."""
+    from exapg.runtime import backup as backups
+
     runtime = local_runtime(ctx)
     found = backups.listing(runtime.stack)
     if as_json:
@@ -75,6 +82,8 @@ def list_backups(ctx: typer.Context, as_json: bool = typer.Option(False, "--json
 @app.command()
 def verify(ctx: typer.Context) -> None:
     """Check every file of the repository against its checksum (pgBackRest's verify)."""
+    from exapg.runtime import backup as backups
+
     runtime = local_runtime(ctx, progress=True)
     with spinner(ctx):
         results = backups.verify(runtime.stack)
@@ -93,6 +102,9 @@ def verify(ctx: typer.Context) -> None:
 @app.command("restore-point")
 def restore_point(ctx: typer.Context, name: str = typer.Argument(..., help="Name to restore to later.")) -> None:
     """Create a named restore point (in cluster mode one consistent point across every node)."""
+    from exapg.backup.pgbackrest import check_name
+    from exapg.runtime import backup as backups
+
     runtime = local_runtime(ctx)
     report(backups.restore_point(runtime.stack, check_name(name)), "")
 
@@ -109,6 +121,8 @@ def restore(
 ) -> None:
     """Restore the stack to a point in time: the coordinator (and workers) from the backups,
     then a new standby cloned from it. The data directories before it are kept aside."""
+    from exapg.runtime import backup as backups
+
     target = _target(latest, to, to_lsn, to_name)
     runtime = local_runtime(ctx, progress=True)
     stack = runtime.stack
@@ -123,6 +137,8 @@ def restore(
 
 
 def _target(latest: str | None, to: str | None, to_lsn: str | None, to_name: str | None) -> Target:
+    from exapg.backup.pgbackrest import Target, check_name, parse_time
+
     if latest not in (None, "latest"):
         raise InvalidParameterError(f"unexpected argument {latest!r}: say 'latest', --to, --to-lsn or --to-name")
     given = [t for t in (

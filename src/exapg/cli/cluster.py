@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from exapg.cli.common import backend_option, report, runtime, spinner
-from exapg.cluster import citus
-from exapg.postgres.conn import Dsn, connect
+
+if TYPE_CHECKING:
+    from exapg.postgres.conn import Dsn
 
 
 def _cluster_dsn(ctx: typer.Context, command: str, backend: str | None) -> Dsn:
@@ -50,6 +53,9 @@ def distribute(
     backend: str | None = backend_option(),
 ) -> None:
     """Distribute a table over the workers by a column."""
+    from exapg.cluster import citus
+    from exapg.postgres.conn import connect
+
     with connect(_cluster_dsn(ctx, "distribute", backend), statement_timeout_ms=0) as conn:
         citus.distribute(conn, table, column, colocate_with, shard_count)
     report([f"{table} distributed by {column}"], "")
@@ -58,6 +64,9 @@ def distribute(
 def reference(ctx: typer.Context, table: str = typer.Argument(..., help="table or schema.table"),
               backend: str | None = backend_option()) -> None:
     """Replicate a (small) table to every node as a reference table."""
+    from exapg.cluster import citus
+    from exapg.postgres.conn import connect
+
     with connect(_cluster_dsn(ctx, "reference", backend), statement_timeout_ms=0) as conn:
         citus.make_reference(conn, table)
     report([f"{table} is now a reference table"], "")
@@ -66,6 +75,9 @@ def reference(ctx: typer.Context, table: str = typer.Argument(..., help="table o
 def columnar(ctx: typer.Context, table: str = typer.Argument(..., help="table or schema.table"),
              backend: str | None = backend_option()) -> None:
     """Store a table with Citus columnar storage (compressed, for scans)."""
+    from exapg.cluster import citus
+    from exapg.postgres.conn import connect
+
     with connect(_cluster_dsn(ctx, "columnar", backend), statement_timeout_ms=0) as conn:
         citus.make_columnar(conn, table)
     report([f"{table} now uses columnar storage"], "")

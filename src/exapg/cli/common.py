@@ -15,12 +15,11 @@ import typer
 
 from exapg.cli.output import console, info
 from exapg.errors import InvalidParameterError
-from exapg.runtime.backends import backend_name, runtime_for
-from exapg.stack import Progress, quiet
 
 if TYPE_CHECKING:
     from exapg.runtime.base import Runtime
     from exapg.runtime.local import LocalRuntime
+    from exapg.stack import Progress
 
 BACKEND_HELP = "local (this machine) or docker (Docker Compose). Default: EXAPG_BACKEND, else local."
 
@@ -31,12 +30,16 @@ def backend_option() -> Any:
 
 def chosen_backend(ctx: typer.Context, backend: str | None = None) -> str:
     """--backend (given to this command, or found in its parameters), else EXAPG_BACKEND."""
+    from exapg.runtime.backends import backend_name
+
     return backend_name(ctx.obj.settings, backend or ctx.params.get("backend"))
 
 
 def runtime(ctx: typer.Context, backend: str | None = None, progress: bool = False) -> Runtime:
     """The chosen backend's runtime; with `progress`, its steps show on a terminal's spinner."""
-    return runtime_for(ctx.obj.settings, chosen_backend(ctx, backend), _progress(ctx) if progress else quiet)
+    from exapg.runtime.backends import runtime_for
+
+    return runtime_for(ctx.obj.settings, chosen_backend(ctx, backend), _progress(ctx, progress))
 
 
 def local_runtime(ctx: typer.Context, progress: bool = False) -> LocalRuntime:
@@ -48,12 +51,14 @@ def local_runtime(ctx: typer.Context, progress: bool = False) -> LocalRuntime:
         raise InvalidParameterError(
             f"'exapg {command}' works on the local runtime only and the backend is docker (EXAPG_BACKEND or "
             "--backend): use docker compose for it (docs/docker.md), or EXAPG_BACKEND=local")
-    return LocalRuntime(ctx.obj.settings, _progress(ctx) if progress else quiet)
+    return LocalRuntime(ctx.obj.settings, _progress(ctx, progress))
 
 
-def _progress(ctx: typer.Context) -> Progress:
-    """A spinner line for long work on a terminal; nothing when piped."""
-    if not console.is_terminal:
+def _progress(ctx: typer.Context, wanted: bool) -> Progress:
+    """A spinner line for long work on a terminal, when `wanted`; nothing when piped."""
+    from exapg.stack import quiet
+
+    if not wanted or not console.is_terminal:
         return quiet
     status = console.status("working…")
     ctx.obj.spinner = status

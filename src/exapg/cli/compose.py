@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from exapg import config_check
-from exapg.runtime.docker import EXTRAS, PROFILES, DockerCompose
+from exapg.runtime.compose_profiles import EXTRAS, PROFILES
 
 
 def compose(
@@ -16,6 +15,9 @@ def compose(
 ) -> None:
     """Run docker compose on the specification's files: dev = base + override, prod = base + prod,
     full = base + monitoring + mgmt. Example: exapg compose prod --with ha up -d"""
+    from exapg import config_check
+    from exapg.runtime.docker import DockerCompose
+
     runner = DockerCompose(ctx.obj.settings, profile, tuple(add))
     argv = list(args or ["config"])
     if [a for a in argv if not a.startswith("-")][:1] == ["up"]:

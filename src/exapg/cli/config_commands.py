@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from exapg.cli.output import console, error, print_json, print_mapping
-from exapg.config_check import problems
 from exapg.errors import ConfigurationError, ExitCode
-from exapg.settings import Settings
+
+if TYPE_CHECKING:
+    from exapg.settings import Settings
 
 config_app = typer.Typer(help="Show and check the effective settings.", no_args_is_help=True)
 
@@ -38,6 +41,8 @@ def show(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help=
 @config_app.command("validate")
 def validate(ctx: typer.Context) -> None:
     """Report every problem of the settings, one per line; exit 5 when there is any."""
+    from exapg.config_check import problems
+
     settings = ctx.obj.settings
     try:
         found = problems(settings, ours=_own_ports(settings))

@@ -5,8 +5,6 @@ from __future__ import annotations
 import typer
 
 from exapg.errors import ExitCode
-from exapg.exporter.__main__ import environment, run
-from exapg.exporter.environment import ExporterConfig
 
 
 def exporter(
@@ -23,7 +21,10 @@ def exporter(
     log_level: str | None = typer.Option(None, "--log-level", help="EXPORTER_LOG_LEVEL."),
 ) -> None:
     """Serve replication metrics on /metrics and the exporter's health on /health."""
-    options = dict(locals())
+    options = dict(locals())  # the options only: taken before the imports below add names
+    from exapg.exporter.__main__ import environment, run
+    from exapg.exporter.environment import ExporterConfig
+
     config = ExporterConfig.from_env(environment(options))  # ConfigurationError: exit code 5
     code = run(config)
     if code != ExitCode.OK:

@@ -1,4 +1,9 @@
-"""Entry point of `exapg`: the Typer app, its command groups, and error translation."""
+"""Entry point of `exapg`: the Typer app, its command groups, and error translation.
+
+Every command module registers cheaply: the libraries a command needs (psycopg, pydantic,
+cryptography, DuckDB, ...) are imported when it runs, so `exapg --help` and a quick
+`exapg status` do not pay for the others (tests/unit/test_cli_imports.py).
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,8 @@ import os
 import sys
 import traceback
 from functools import cached_property
+from typing import TYPE_CHECKING
 
-import psycopg
 import typer
 
 from exapg.cli import backup as backup_cmds
@@ -22,7 +27,9 @@ from exapg.cli import stack as stack_cmds
 from exapg.cli import tpch as tpch_cmds
 from exapg.cli.output import error
 from exapg.errors import ConfigurationError, ExaPGError, ExitCode, first_line
-from exapg.settings import Settings
+
+if TYPE_CHECKING:
+    from exapg.settings import Settings
 
 app = typer.Typer(
     name="exapg",
@@ -42,6 +49,8 @@ class Context:
 
     @cached_property
     def settings(self) -> Settings:
+        from exapg.settings import Settings
+
         return Settings.load()
 
 
@@ -75,12 +84,21 @@ def main(argv: list[str] | None = None) -> int:
         for line in _lines(exc):
             error(line)
         return int(exc.exit_code)
-    except psycopg.Error as exc:
+    except Exception as exc:
+        if not _database_error(exc):
+            raise
         if debug:
             traceback.print_exc()
         error(f"database error: {first_line(exc)}")
         return int(ExitCode.ERROR)
     return int(ExitCode.OK)
+
+
+def _database_error(exc: Exception) -> bool:
+    """A psycopg error; only a command that imported psycopg can raise one, so it is not
+    imported here."""
+    psycopg = sys.modules.get("psycopg")
+    return psycopg is not None and isinstance(exc, psycopg.Error)
 
 
 def _lines(exc: ExaPGError) -> list[str]:

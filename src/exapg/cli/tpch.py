@@ -7,17 +7,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from exapg.cli.common import backend_option, chosen_backend, local_runtime, runtime
 from exapg.cli.output import console, info, print_json, print_table
 from exapg.errors import ExaPGError, InvalidParameterError
-from exapg.postgres.conn import Dsn, connect
-from exapg.postgres.pgbench import Pgbench
-from exapg.tpch import load as tpch_load
-from exapg.tpch import run as tpch_run
 
 if TYPE_CHECKING:
+    from exapg.postgres.conn import Dsn
     from exapg.stack import Stack
 
 sample_app = typer.Typer(help="Load sample data sets into the running stack.", no_args_is_help=True)
@@ -55,6 +51,11 @@ def sample_tpch(
     backend: str | None = backend_option(),
 ) -> None:
     """Generate TPC-H data with DuckDB's dbgen and stream it in with COPY (schema tpch)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+    from exapg.postgres.conn import connect
+    from exapg.tpch import load as tpch_load
+
     tpch_load.check_scale(sf)
     layout = tpch_load.layout_named(layout_name)
     dsn, _ = _target(ctx, backend)
@@ -95,6 +96,10 @@ def bench_tpch(
     backend: str | None = backend_option(),
 ) -> None:
     """Run the TPC-H queries, check every answer, report times and the geometric mean."""
+    from exapg.postgres.conn import connect
+    from exapg.tpch import load as tpch_load
+    from exapg.tpch import run as tpch_run
+
     if sf is not None:
         tpch_load.check_scale(sf)
     chosen = tpch_run.parse_queries(queries)
@@ -135,6 +140,8 @@ def bench_pgbench(
     as_json: bool = typer.Option(False, "--json", help="JSON output."),
 ) -> None:
     """pgbench through pgBouncer and directly against the coordinator, side by side."""
+    from exapg.postgres.pgbench import Pgbench
+
     if not 1 <= clients <= 1000:
         raise InvalidParameterError(f"invalid --clients {clients}: use 1 to 1000")
     if not 1 <= seconds <= 3600:

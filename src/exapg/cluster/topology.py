@@ -16,10 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from exapg.errors import InvalidParameterError
-from exapg.settings import Settings
 from exapg.status import Role
+
+if TYPE_CHECKING:  # only named in signatures: `Mode` stays cheap to import for the CLI
+    from exapg.settings import Settings
 
 MAX_WORKERS = 64
 STANDBY_SLOT = "exapg_standby1"

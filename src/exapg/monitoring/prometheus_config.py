@@ -12,8 +12,6 @@ import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-import yaml
-
 from exapg.addresses import probe_host
 from exapg.proc import ServiceUser
 from exapg.settings import Settings
@@ -56,6 +54,8 @@ def scrape_jobs(targets: Mapping[str, str | Iterable[str]]) -> list[dict[str, ob
 
 
 def render_prometheus_config(targets: Mapping[str, str | Iterable[str]], rules_dir: Path | None) -> str:
+    import yaml  # here, not above: `exapg status` reads the programs of this module but writes no file
+
     config: dict[str, object] = {
         "global": {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": SCRAPE_INTERVAL,
                    "scrape_timeout": "10s"},

@@ -36,24 +36,12 @@ from exapg.errors import (
 )
 from exapg.postgres.conn import Dsn, connect
 from exapg.proc import find_program, wait_until
+from exapg.runtime.compose_profiles import EXTRAS, compose_files
 from exapg.settings import FILE_VARIABLES, Settings
 from exapg.stack import Progress, quiet
 from exapg.status import Role, ServiceState, ServiceStatus
 
 REPO_DOCKER_DIR = Path(__file__).resolve().parents[3] / "docker"
-BASE = "docker-compose.yml"
-PROFILES: dict[str, tuple[str, ...]] = {
-    "dev": (BASE, "docker-compose.override.yml"),
-    "prod": (BASE, "docker-compose.prod.yml"),
-    "full": (BASE, "docker-compose.monitoring.yml", "docker-compose.mgmt.yml"),
-}
-EXTRAS = {
-    "ha": "docker-compose.ha.yml",
-    "security": "docker-compose.security.yml",
-    "monitoring": "docker-compose.monitoring.yml",
-    "mgmt": "docker-compose.mgmt.yml",
-    "prod": "docker-compose.prod.yml",
-}
 FIXED_WORKERS = 2  # docker-compose.yml's worker1 and worker2; more come from the scalable `worker`
 REGISTER_TIMEOUT = 300
 ENGINE_TIMEOUT = 10
@@ -68,18 +56,6 @@ ROLE_BY_SERVICE = {
 def docker_dir(environ: Mapping[str, str] | None = None) -> Path:
     env = os.environ if environ is None else environ
     return Path(env.get("EXAPG_DOCKER_DIR") or REPO_DOCKER_DIR)
-
-
-def compose_files(profile: str, extras: Sequence[str] = ()) -> list[str]:
-    if profile not in PROFILES:
-        raise InvalidParameterError(f"unknown profile {profile!r}: use one of {', '.join(PROFILES)}")
-    files = list(PROFILES[profile])
-    for extra in extras:
-        if extra not in EXTRAS:
-            raise InvalidParameterError(f"unknown addition {extra!r}: use {', '.join(EXTRAS)}")
-        if EXTRAS[extra] not in files:
-            files.append(EXTRAS[extra])
-    return files
 
 
 def compose_command() -> list[str]:

@@ -8,9 +8,11 @@ Controlled through its XML-RPC interface over the unix socket.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import shlex
 import signal
+import socket
 import sys
 import xmlrpc.client
 from collections.abc import Sequence
@@ -18,12 +20,34 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from supervisor.xmlrpc import SupervisorTransport
-
 from exapg.errors import CommandError, MissingDependencyError, OperationTimeoutError
 from exapg.proc import ServiceUser, find_program, run, wait_until
 from exapg.runtime import processes
 from exapg.runtime.base import Program
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str) -> None:
+        super().__init__("127.0.0.1")
+        self.path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(self.path)
+        self.sock = sock
+
+
+class UnixTransport(xmlrpc.client.Transport):
+    """XML-RPC over supervisord's unix socket with the standard library's client: what
+    supervisor's own transport does, without importing supervisor's HTTP server and
+    ElementTree along with it (`exapg status` asks supervisord on every call)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = path
+
+    def make_connection(self, host: Any) -> http.client.HTTPConnection:
+        return _UnixConnection(self.path)
 
 
 @dataclass(frozen=True)
@@ -125,8 +149,7 @@ class Supervisor:
 
     # -- control ---------------------------------------------------------------
     def _proxy(self) -> Any:  # XML-RPC: methods and results are only known at run time
-        transport = SupervisorTransport(None, None, f"unix://{self.socket}")
-        return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
+        return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=UnixTransport(str(self.socket)))
 
     def running(self) -> bool:
         if not self.socket.exists():
