@@ -180,6 +180,9 @@ def test_restore_to_a_named_point(stack):
     insert_batch(stack.coordinator, 5, 10)
     point = stack.cli("backup", "restore-point", "before-batch-6")
     assert point.returncode == 0, point.stderr
+    listed = json.loads(stack.cli("backup", "list", "--json").stdout)["restore_points"]
+    assert [p["name"] for p in listed][-1] == "before-batch-6" and not listed[-1]["cluster"]
+    assert listed[-1]["lsn"] and listed[-1]["created"]
     expected = rows(stack.coordinator)
     insert_batch(stack.coordinator, 6, 10)
     result = stack.cli("restore", "--to-name", "before-batch-6", "--yes", timeout=300)

@@ -63,9 +63,12 @@ def list_backups(ctx: typer.Context, as_json: bool = typer.Option(False, "--json
 
     runtime = local_runtime(ctx)
     found = backups.listing(runtime.stack)
+    points = backups.restore_points(runtime.stack)
     if as_json:
         print_json({"repository": runtime.settings.backup_repo_path,
-                    "stanzas": [backups.as_json(i, r) for i, r in found]})
+                    "stanzas": [backups.as_json(i, r) for i, r in found],
+                    "restore_points": [{"name": p.name, "created": backups.iso(p.created), "lsn": p.lsn,
+                                        "cluster": p.cluster} for p in points]})
         return
     rows = [{"stanza": i.name, "label": b.label, "type": b.type, "stopped": backups.iso(b.stopped),
              "duration": f"{b.duration:.0f}s", "size": _size(b.size), "repository": _size(b.repository_size),
@@ -77,6 +80,10 @@ def list_backups(ctx: typer.Context, as_json: bool = typer.Option(False, "--json
         else:
             info(f"{stanza.name}: restorable from {backups.iso(restorable.earliest_time)} to about "
                  f"{backups.iso(restorable.latest_time)} (archived WAL {restorable.wal_min} to {restorable.wal_max})")
+    for point in points:
+        across = " (every node)" if point.cluster else ""
+        info(f"restore point {point.name}{across}: {backups.iso(point.created)}, LSN {point.lsn}: "
+             f"'exapg restore --to-name {point.name}'")
 
 
 @app.command()
