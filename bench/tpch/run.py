@@ -21,12 +21,14 @@ short-lived clients (pgbench -C).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -153,6 +155,24 @@ class StockServer:
         except Exception as exc:
             print(f"stopping the stock server: {exc}")
         subprocess.run(["rm", "-rf", str(self.root.parent)], check=False)
+
+
+@contextlib.contextmanager
+def both_servers(**env_extra: str) -> Iterator[tuple[dict[str, str], StockServer, str]]:
+    """A standalone ExaPG stack with the whole machine (as `make up` gives it) and a stock
+    server, both running; yields the stack's environment, the stock server and ExaPG's URL.
+    Both are removed at the end."""
+    env = stack_environment(new_state_dir(), **env_extra)
+    del env["EXAPG_MEMORY_LIMIT"]
+    stock = StockServer()
+    try:
+        check(run_cli("up", "--mode", "standalone", env=env, timeout=600))
+        stock.start()
+        creds = json.loads(check(run_cli("credentials", "--json", env=env)).stdout)
+        yield env, stock, creds["coordinator_url"]
+    finally:
+        stock.stop()
+        run_cli("down", "--volumes", env=env, timeout=600)
 
 
 def prepare(conn: psycopg.Connection) -> None:
@@ -338,18 +358,12 @@ def main() -> None:
     parser.add_argument("--name", default=None, help="results file name (default results-sf<SF>.json)")
     args = parser.parse_args()
 
-    env = stack_environment(new_state_dir(), MAX_CLIENT_CONN=str(args.clients + 50))
-    del env["EXAPG_MEMORY_LIMIT"]  # the whole machine, as `make up` gives it
-    stock = StockServer()
     texts = duck.queries()
     results: dict[str, object] = {"scale_factor": args.sf, "repeat": args.repeat,
                                   "machine": {"cpus": os.cpu_count(),
                                               "memory_bytes": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")}}
-    try:
-        check(run_cli("up", "--mode", "standalone", env=env, timeout=600))
-        stock.start()
-        creds = json.loads(check(run_cli("credentials", "--json", env=env)).stdout)
-        exapg_conn = psycopg.connect(creds["coordinator_url"], autocommit=True)
+    with both_servers(MAX_CLIENT_CONN=str(args.clients + 50)) as (env, stock, url):
+        exapg_conn = psycopg.connect(url, autocommit=True)
         stock_conn = stock.connect()
         # Loads alternate (stock, ExaPG, stock, ...): noise hits both. Stock gets the plain
         # layout a careful user of a stock server would make; ExaPG its own (schema.Layout).
@@ -371,7 +385,7 @@ def main() -> None:
         stock_conn.close()
         stock.restart()
         check(run_cli("restart", env=env, timeout=600))
-        exapg_conn = psycopg.connect(creds["coordinator_url"], autocommit=True)
+        exapg_conn = psycopg.connect(url, autocommit=True)
         stock_conn = stock.connect()
         settings_sql = ("SELECT name, setting || coalesce(unit, '') FROM pg_settings WHERE name = ANY(%s)")
         names = ["shared_buffers", "work_mem", "effective_cache_size", "jit_above_cost", "random_page_cost",
@@ -398,16 +412,16 @@ def main() -> None:
 
         results["plans_saved_for"] = save_plans({"stock": stock_conn, "exapg": exapg_conn}, texts, medians,
                                                 args.sf, below=2.0)
-        results["layout"] = layout_against_plain(creds["coordinator_url"], exapg_conn, texts, args)
+        results["layout"] = layout_against_plain(url, exapg_conn, texts, args)
         print(f"layout: {results['layout']['geometric_mean']}", flush=True)
-        results["ablations"] = ablations(exapg_conn, stock_conn, creds["coordinator_url"], texts, args)
+        results["ablations"] = ablations(exapg_conn, stock_conn, url, texts, args)
         stock_buffers = stock_conn.execute("SHOW shared_buffers").fetchone()[0]
         results["shared_buffers"] = restarted_against_stock(
             env, exapg_conn, stock_conn, texts, args, label="small buffers", shared_buffers=stock_buffers)
-        exapg_conn = psycopg.connect(creds["coordinator_url"], autocommit=True)
+        exapg_conn = psycopg.connect(url, autocommit=True)
         results["huge_pages"] = restarted_against_stock(
             env, exapg_conn, stock_conn, texts, args, label="no huge pages", huge_pages="off")
-        exapg_conn = psycopg.connect(creds["coordinator_url"], autocommit=True)
+        exapg_conn = psycopg.connect(url, autocommit=True)
         prepare(exapg_conn)
 
         d = duckdb_suite(args.sf, texts, args.repeat)
@@ -420,9 +434,6 @@ def main() -> None:
         stock_conn.close()
         results["pgbouncer"] = pgbouncer_against_direct(env, args.clients, args.pgbench_seconds, args.pgbench_runs)
         print(f"pgbouncer: {results['pgbouncer']['median_tps']}", flush=True)
-    finally:
-        stock.stop()
-        run_cli("down", "--volumes", env=env, timeout=300)
     name = args.name or f"results-sf{args.sf:g}.json"
     (HERE / name).write_text(json.dumps(results, indent=2, default=str) + "\n")
     print(f"written {HERE / name}")

@@ -33,12 +33,12 @@ sys.path.insert(0, str(HERE.parent.parent))
 sys.path.insert(0, str(HERE))
 
 import psycopg  # noqa: E402
-from run import StockServer, check, gm, prepare, suite, timed_load  # noqa: E402
+from run import both_servers, check, gm, prepare, suite, timed_load  # noqa: E402
 
 from exapg.tpch import duck  # noqa: E402
 from exapg.tpch.check import render  # noqa: E402
 from exapg.tpch.schema import EXAPG, PLAIN  # noqa: E402
-from tests.conftest import new_state_dir, run_cli, stack_environment  # noqa: E402
+from tests.conftest import run_cli  # noqa: E402
 
 
 class PeakMemory:
@@ -128,14 +128,8 @@ def main() -> None:
     answers = duck_result.pop("answers")
     results["duckdb"] = {**duck_result, "peak_memory_bytes": peak.peak}
 
-    env = stack_environment(new_state_dir())
-    del env["EXAPG_MEMORY_LIMIT"]  # the whole machine, as `make up` gives it
-    stock = StockServer()
-    try:
-        check(run_cli("up", "--mode", "standalone", env=env, timeout=600))
-        stock.start()
-        creds = json.loads(check(run_cli("credentials", "--json", env=env)).stdout)
-        exapg_conn = psycopg.connect(creds["coordinator_url"], autocommit=True)
+    with both_servers() as (env, stock, url):
+        exapg_conn = psycopg.connect(url, autocommit=True)
         stock_conn = stock.connect()
         results["load"] = {}
         for name, conn, layout in (("stock", stock_conn, PLAIN), ("exapg", exapg_conn, EXAPG)):
@@ -151,7 +145,7 @@ def main() -> None:
         stock_conn.close()
         stock.restart()
         check(run_cli("restart", env=env, timeout=900))
-        exapg_conn = psycopg.connect(creds["coordinator_url"], autocommit=True)
+        exapg_conn = psycopg.connect(url, autocommit=True)
         stock_conn = stock.connect()
         for conn in (stock_conn, exapg_conn):
             prepare(conn)
@@ -170,9 +164,6 @@ def main() -> None:
         results["load_average_end"] = os.getloadavg()
         exapg_conn.close()
         stock_conn.close()
-    finally:
-        stock.stop()
-        run_cli("down", "--volumes", env=env, timeout=600)
     name = f"results-sf{args.sf:g}.json"
     (HERE / name).write_text(json.dumps(results, indent=2, default=str) + "\n")
     print(f"written {HERE / name}")
