@@ -55,7 +55,7 @@ def test_the_default_layout_is_frozen_in_date_order_with_brin(ha_stack, loaded):
                               "::regclass) FROM pg_visibility_map_summary('tpch.lineitem')").fetchone()
         brin = {r[0] for r in conn.execute(
             "SELECT a.attname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am m ON m.oid = c.relam "
-            "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] "
+            "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
             "WHERE m.amname = 'brin' AND i.indrelid IN ('tpch.lineitem'::regclass, 'tpch.orders'::regclass)")}
         correlation = dict(conn.execute(
             "SELECT attname, correlation FROM pg_stats WHERE schemaname = 'tpch' "

@@ -136,6 +136,8 @@ def load(
         distribute(conn)
 
     sessions = [conn] + [reopen(conn) for _ in range(load_sessions(layout) - 1)]
+    for session in sessions:
+        for_loading(session)
     seconds: dict[str, float] = dict.fromkeys(TABLES, 0.0)
     rows: dict[str, int] = dict.fromkeys(TABLES, 0)
     shares = share_out(list(TABLES), len(sessions))
@@ -175,6 +177,8 @@ def load(
     finally:
         for session in sessions[1:]:
             session.close()
+        if conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+            conn.execute("RESET max_parallel_maintenance_workers")
     data = publish(conn, scale_factor, rows, columnar, citus, layout.name, seconds)
     say("writing the loaded data out (CHECKPOINT)")
     checkpoint(conn)
@@ -188,6 +192,13 @@ def load_sessions(layout: Layout) -> int:
 def reopen(conn: psycopg.Connection) -> psycopg.Connection:
     """Another session as the same user on the same database, with the same options."""
     return psycopg.connect(conn.info.dsn, password=conn.info.password, autocommit=True)
+
+
+def for_loading(session: psycopg.Connection) -> None:
+    """Settings of a loading session only: an index build may use every parallel worker
+    the server has (the server's own default leaves half of them to queries)."""
+    session.execute("SELECT set_config('max_parallel_maintenance_workers', current_setting('max_parallel_workers'), "
+                    "false)")
 
 
 def share_out(tables: list[str], sessions: int) -> list[list[str]]:

@@ -78,14 +78,16 @@ class Layout:
     name: str
     order: dict[str, str]  # table -> the DuckDB query giving its rows in the order they are written
     btree: dict[str, tuple[tuple[str, ...], ...]]
-    brin: dict[str, tuple[str, ...]]
+    brin: dict[str, tuple[str, ...]]  # table -> its columns in one block-range index
     sessions: int  # at most this many sessions load at once (capped by the CPUs)
     freeze: bool  # COPY FREEZE, then ANALYZE only (otherwise VACUUM (FREEZE, ANALYZE))
 
     def indexes(self) -> list[tuple[str, tuple[str, ...], str]]:
         """(table, columns, method) of every index but the primary keys."""
         found = [(t, cols, "btree") for t, all_cols in self.btree.items() for cols in all_cols]
-        return found + [(t, (col,), "brin") for t, cols in self.brin.items() for col in cols]
+        # one BRIN index per table over all its dates: one pass over the table builds it, and
+        # each column is summarized on its own, so a condition on any one of them uses it
+        return found + [(t, cols, "brin") for t, cols in self.brin.items()]
 
 
 PLAIN = Layout("plain", order={}, btree=INDEXES, brin={}, sessions=1, freeze=False)
