@@ -37,8 +37,8 @@ NEVER_FOR_HELP = NEVER_FOR_STATUS | {"psycopg", "psycopg_binary", "psycopg_pool"
 NEVER_FOR_ROOT_HELP = NEVER_FOR_HELP | {"pydantic", "pydantic_core"}
 # The orchestrator's steps status does not take (runtime/local.py imports them in its verbs),
 # and the probes of standbys and Citus workers, which come with psycopg.
-STEPS_NOT_FOR_STATUS = {f"exapg.runtime.{name}" for name in ("nodes", "scaling", "roles", "backup", "archiving",
-                                                              "logs")} | {"exapg.cluster.probe", "exapg.cluster.citus"}
+STEPS = ("preflight", "nodes", "scaling", "roles", "backup", "archiving", "logs")
+STEPS_NOT_FOR_STATUS = {f"exapg.runtime.{name}" for name in STEPS} | {"exapg.cluster.probe", "exapg.cluster.citus"}
 # A standalone stack's status opens no connection: no psycopg.
 NEVER_FOR_STANDALONE_STATUS = NEVER_FOR_STATUS | {"psycopg", "psycopg_binary", "psycopg_pool"}
 
