@@ -1,9 +1,9 @@
 """`exapg` loads only what the command at hand uses.
 
 A command module names its heavy libraries inside its functions, so `exapg --help` loads
-none of them and `exapg status` only what status needs (psycopg, pydantic). Checked on
-the set of modules a fresh interpreter holds after the command, not on a timing: the
-timings are in bench/cli.
+none of them and `exapg status` only what status needs (pydantic for the settings, psycopg
+only for a stack with a standby or workers). Checked on the set of modules a fresh
+interpreter holds after the command, not on a timing: the timings are in bench/cli.
 """
 
 from __future__ import annotations
@@ -35,11 +35,21 @@ NEVER_FOR_HELP = NEVER_FOR_STATUS | {"psycopg", "psycopg_binary", "psycopg_pool"
 # pydantic (the settings) too for `exapg --help`; a subcommand's help has it from Typer
 # itself, which checks the parsed values of the group's options with pydantic.
 NEVER_FOR_ROOT_HELP = NEVER_FOR_HELP | {"pydantic", "pydantic_core"}
+# The orchestrator's steps status does not take (runtime/local.py imports them in its verbs),
+# and the probes of standbys and Citus workers, which come with psycopg.
+STEPS = ("preflight", "nodes", "scaling", "roles", "backup", "archiving", "logs")
+STEPS_NOT_FOR_STATUS = {f"exapg.runtime.{name}" for name in STEPS} | {"exapg.cluster.probe", "exapg.cluster.citus"}
+# A standalone stack's status opens no connection: no psycopg.
+NEVER_FOR_STANDALONE_STATUS = NEVER_FOR_STATUS | {"psycopg", "psycopg_binary", "psycopg_pool"}
 
 
-def loaded(tmp_path: Path, *args: str) -> set[str]:
-    """The modules loaded by `exapg ARGS`, on a stack that was never set up."""
+def loaded(tmp_path: Path, *args: str, state: dict[str, object] | None = None) -> set[str]:
+    """The modules loaded by `exapg ARGS`, on a stack that was never set up, or whose state
+    file says `state` (nothing of it created or running)."""
     out = tmp_path / "modules.json"
+    if state is not None:
+        (tmp_path / "stack").mkdir()
+        (tmp_path / "stack" / "state.json").write_text(json.dumps({"version": 1, **state}))
     env = {**os.environ, "EXAPG_STATE_DIR": str(tmp_path / "stack"), "EXAPG_ENV_FILE": "/nonexistent/.env",
            "EXAPG_BACKEND": "local"}
     done = subprocess.run([sys.executable, "-c", PROBE, str(out), *args], capture_output=True, text=True,
@@ -68,6 +78,22 @@ def test_status_loads_only_what_it_uses(tmp_path, command):
     found = loaded(tmp_path, command)
     assert "exapg.runtime.service_health" in found  # it got as far as asking the stack
     assert packages(found) & NEVER_FOR_STATUS == set()
+    assert found & STEPS_NOT_FOR_STATUS == set()
+
+
+@pytest.mark.parametrize("command", ["status", "health"])
+def test_a_standalone_stacks_status_loads_no_psycopg(tmp_path, command):
+    found = loaded(tmp_path, command, state={"project": "exapg", "mode": "standalone", "workers": 0,
+                                             "standby": False})
+    assert "exapg.runtime.supervised" in found  # it got as far as asking the supervisor
+    assert packages(found) & NEVER_FOR_STANDALONE_STATUS == set()
+    assert found & STEPS_NOT_FOR_STATUS == set()
+
+
+def test_a_standby_is_probed_with_psycopg(tmp_path):
+    """The checks above can fail: status on an ha stack loads the probe and psycopg."""
+    found = loaded(tmp_path, "status", state={"project": "exapg", "mode": "ha", "workers": 0, "standby": True})
+    assert {"exapg.cluster.probe", "psycopg"} <= found
 
 
 def test_the_probe_sees_a_heavy_import(tmp_path):

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-from exapg.cluster.probe import NodeReport
 from exapg.cluster.topology import Node, Topology
+
+if TYPE_CHECKING:
+    from exapg.cluster.probe import NodeReport
 
 
 class ConfiguredRole(StrEnum):

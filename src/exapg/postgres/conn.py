@@ -1,14 +1,20 @@
-"""Connections (psycopg 3) with a timeout on everything."""
+"""Connections (psycopg 3) with a timeout on everything.
+
+psycopg is imported when a connection is opened, not with this module: `Dsn` is part of
+every stack, and `exapg status` on a stack without standby or workers opens none.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-import psycopg
-from psycopg import sql
-
 from exapg.errors import ExaPGError, first_line
+
+if TYPE_CHECKING:
+    import psycopg
+    from psycopg import sql
 
 CONNECT_TIMEOUT = 5
 STATEMENT_TIMEOUT_MS = 30_000
@@ -44,6 +50,8 @@ def connect(
     dsn: Dsn, *, statement_timeout_ms: int = STATEMENT_TIMEOUT_MS, autocommit: bool = True
 ) -> psycopg.Connection:
     """Open a connection or raise ExaPGError with one line saying which server failed."""
+    import psycopg
+
     try:
         return psycopg.connect(
             autocommit=autocommit,
@@ -56,4 +64,6 @@ def connect(
 
 
 def ident(name: str) -> sql.Identifier:
+    from psycopg import sql
+
     return sql.Identifier(name)

@@ -6,11 +6,13 @@ One `ini()` renders both, so the two runtimes pool the same way (tests/unit/test
 from __future__ import annotations
 
 from pathlib import Path
-
-import psycopg
+from typing import TYPE_CHECKING
 
 from exapg.errors import MissingDependencyError
 from exapg.settings import Settings
+
+if TYPE_CHECKING:
+    import psycopg
 
 
 def render_ini(
@@ -99,4 +101,6 @@ def render_userlist(role: str, secret: str) -> str:
 def admin(conn: psycopg.Connection, command: str) -> None:
     """One command on pgBouncer's admin console (simple query protocol only), e.g.
     PAUSE db, RELOAD, RECONNECT db, RESUME db."""
+    import psycopg
+
     psycopg.ClientCursor(conn).execute(command)

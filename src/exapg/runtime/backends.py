@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from exapg.errors import InvalidParameterError
-from exapg.runtime.base import Runtime
-from exapg.settings import Settings
 from exapg.stack import Progress, quiet
+
+if TYPE_CHECKING:
+    from exapg.runtime.base import Runtime
+    from exapg.settings import Settings
 
 Backend = Literal["local", "docker"]
 BACKENDS: tuple[Backend, ...] = ("local", "docker")

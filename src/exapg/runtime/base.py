@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from exapg.cluster.topology import Mode
-from exapg.postgres.conn import Dsn
-from exapg.settings import Settings
-from exapg.status import Role, ServiceStatus
+if TYPE_CHECKING:
+    from exapg.cluster.topology import Mode
+    from exapg.postgres.conn import Dsn
+    from exapg.settings import Settings
+    from exapg.status import Role, ServiceStatus
 
 
 @dataclass(frozen=True)

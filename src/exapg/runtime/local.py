@@ -13,19 +13,21 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from exapg import credentials
 from exapg import state as state_file
-from exapg.backup.pgbackrest import Target
 from exapg.cluster.topology import Mode
 from exapg.errors import ExaPGError, InvalidParameterError
-from exapg.postgres.conn import Dsn
-from exapg.runtime import backup, nodes, preflight, roles, scaling, service_health, supervised
-from exapg.runtime import logs as logfiles
-from exapg.settings import Settings
 from exapg.stack import Progress, Stack, quiet
-from exapg.state import StackState
-from exapg.status import ServiceStatus
+
+if TYPE_CHECKING:
+    from exapg.backup.pgbackrest import Target
+    from exapg.postgres.conn import Dsn
+    from exapg.runtime.backup import Restored
+    from exapg.settings import Settings
+    from exapg.state import StackState
+    from exapg.status import ServiceStatus
 
 
 class LocalRuntime:
@@ -38,6 +40,8 @@ class LocalRuntime:
         """Bring the stack to its desired state; returns what was done (empty: nothing to do).
 
         Every settings problem is reported before anything is written, started or changed."""
+        from exapg.runtime import nodes, preflight, scaling, supervised
+
         stack = self.stack
         preflight.validate(stack)
         preflight.check_state_dir(stack)
@@ -86,6 +90,8 @@ class LocalRuntime:
     # -- stop / down / restart -----------------------------------------------------------------
     def stop(self) -> list[str]:
         """Stop every service gracefully, primaries before standbys; data and configuration are kept."""
+        from exapg.runtime import nodes, supervised
+
         stack = self.stack
         topology = stack.topology
         with state_file.locked(stack.lock_path):
@@ -112,13 +118,17 @@ class LocalRuntime:
 
     def restart(self) -> list[str]:
         """Stop, then start again in the stack's mode; bad settings are refused before stopping."""
+        from exapg.runtime import preflight
+
         preflight.validate(self.stack)
         return self.stop() + self.up()
 
     # -- backups ------------------------------------------------------------------------------------
-    def restore(self, target: Target, backup_set: str | None = None) -> tuple[list[str], list[backup.Restored]]:
+    def restore(self, target: Target, backup_set: str | None = None) -> tuple[list[str], list[Restored]]:
         """Stop, restore every primary to `target` (runtime/backup.py), start everything again:
         `up` clones the standby anew from the restored coordinator."""
+        from exapg.runtime import backup
+
         backup.check_restore(self.stack, target, backup_set)
         actions = backup.archive_last_wal(self.stack) + self.stop()
         restored = backup.restore_nodes(self.stack, target, backup_set)
@@ -135,6 +145,8 @@ class LocalRuntime:
         return actions
 
     def rebalance(self, wait: bool = True) -> list[str]:
+        from exapg.runtime import scaling
+
         return scaling.rebalance(self.stack, wait)
 
     def require_cluster(self, command: str) -> StackState:
@@ -142,19 +154,29 @@ class LocalRuntime:
 
     # -- the primary's role (ha) -----------------------------------------------------------------
     def switchover(self) -> list[str]:
+        from exapg.runtime import roles
+
         return roles.switchover(self.stack, self.up)
 
     def failover(self, force: bool = False) -> list[str]:
+        from exapg.runtime import roles
+
         return roles.failover(self.stack, self.up, force=force)
 
     def rejoin(self, node: str | None = None, rebuild: bool = False) -> list[str]:
+        from exapg.runtime import roles
+
         return roles.rejoin(self.stack, self.up, node, rebuild)
 
     # -- looking at it -------------------------------------------------------------------------------
     def status(self) -> list[ServiceStatus]:
+        from exapg.runtime import service_health
+
         return service_health.statuses(self.stack)
 
     def logs(self, service: str | None, follow: bool, since: float | None, timestamps: bool) -> Iterator[str]:
+        from exapg.runtime import logs as logfiles
+
         files = logfiles.service_logs(self.stack.log_dir)
         if service is not None:
             if service not in files:

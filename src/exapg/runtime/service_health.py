@@ -8,16 +8,12 @@ supervisor, checked against the processes themselves.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
-import psycopg
-
-from exapg.cluster import citus
 from exapg.cluster.health import lag_text
-from exapg.cluster.probe import NodeReport, direct_connector, inspect_cluster
 from exapg.cluster.split_brain import explain, split_brain
 from exapg.cluster.topology import Node, Topology
 from exapg.errors import ExaPGError
-from exapg.postgres.conn import connect
 from exapg.postgres.ctl import PgIsReady
 from exapg.runtime import processes
 from exapg.runtime import programs as supervised_programs
@@ -26,6 +22,9 @@ from exapg.runtime.supervised import SUPERVISOR_STATES, healthy, supervisor
 from exapg.runtime.supervisor import ProcessInfo
 from exapg.stack import Stack
 from exapg.status import ServiceState, ServiceStatus
+
+if TYPE_CHECKING:
+    from exapg.cluster.probe import NodeReport
 
 
 def statuses(stack: Stack) -> list[ServiceStatus]:
@@ -48,6 +47,9 @@ def standby_reports(stack: Stack, topology: Topology) -> dict[str, NodeReport]:
     """Standbys and their primaries inspected as the API does: one verdict (cluster/health.py)."""
     if not topology.standbys:
         return {}
+    # psycopg comes with the probe: a stack without standby or workers is checked without it.
+    from exapg.cluster.probe import direct_connector, inspect_cluster
+
     primaries = {n.primary for n in topology.standbys}
     nodes = [n for n in topology.nodes if n.is_standby or n.name in primaries]
     try:
@@ -78,6 +80,11 @@ def _unsupervised(stack: Stack, programs: list[Program], infos: dict[str, Proces
 
 def with_citus_membership(stack: Stack, found: list[ServiceStatus], topology: Topology) -> list[ServiceStatus]:
     """Workers as Citus sees them (pg_dist_node): a running but inactive worker is unhealthy."""
+    import psycopg
+
+    from exapg.cluster import citus
+    from exapg.postgres.conn import connect
+
     try:
         with connect(stack.dsn(), statement_timeout_ms=5000) as conn:
             members = {w.port: w for w in citus.workers(conn)}

@@ -12,7 +12,6 @@ from exapg.postgres.ctl import PgIsReady, pg_isready
 from exapg.proc import wait_until
 from exapg.runtime import programs as supervised_programs
 from exapg.runtime.base import Program
-from exapg.runtime.preflight import check_port
 from exapg.runtime.supervisor import Supervisor, reap_orphans
 from exapg.stack import LOOPBACK, Stack
 from exapg.status import ServiceState
@@ -44,6 +43,8 @@ def ensure(stack: Stack, topology: Topology, secrets: Secrets, restart: bool = F
         reaped = reap_orphans(stack.marker)
         if reaped:
             actions.append(f"stopped {len(reaped)} process(es) left by a dead supervisor")
+        from exapg.runtime.preflight import check_port  # up's step: not loaded for status
+
         for program in programs:
             if program.port:
                 check_port(stack, program.port, program.name)
