@@ -347,6 +347,68 @@ def postmaster_pid(conn: psycopg.Connection) -> int:
     return int(Path(datadir, "postmaster.pid").read_text().split()[0])
 
 
+def queries_and_ablations(results: dict, env: dict[str, str], stock: StockServer, url: str,
+                          exapg_conn: psycopg.Connection, stock_conn: psycopg.Connection,
+                          texts: dict[int, str], args: argparse.Namespace) -> None:
+    """Everything after the loads: the side-by-side queries, the layout, the ablations, the
+    restarts, DuckDB, COPY against INSERT and pgBouncer."""
+    # The query phase starts from servers restarted after the load, as a deployment that
+    # loaded yesterday and is queried today: no load connection, no buffers of the load.
+    exapg_conn.close()
+    stock_conn.close()
+    stock.restart()
+    check(run_cli("restart", env=env, timeout=600))
+    exapg_conn = psycopg.connect(url, autocommit=True)
+    stock_conn = stock.connect()
+    settings_sql = ("SELECT name, setting || coalesce(unit, '') FROM pg_settings WHERE name = ANY(%s)")
+    names = ["shared_buffers", "work_mem", "effective_cache_size", "jit_above_cost", "random_page_cost",
+             "max_parallel_workers_per_gather", "max_parallel_workers", "default_statistics_target"]
+    names += ["huge_pages", "parallel_setup_cost", "parallel_tuple_cost"]
+    results["settings"] = {n: dict(c.execute(settings_sql, (names,)).fetchall())
+                           for n, c in (("stock", stock_conn), ("exapg", exapg_conn))}
+    # the stock server maps ordinary pages: no pool is reserved for it, as on a stock machine
+    results["hugetlb_kb"] = {n: hugepages.mapped_kb(postmaster_pid(c))
+                             for n, c in (("stock", stock_conn), ("exapg", exapg_conn))}
+    print(f"huge page mappings (kB): {results['hugetlb_kb']}", flush=True)
+    for conn in (stock_conn, exapg_conn):
+        prepare(conn)
+    # one untimed pass of every query on each: caches warm on both sides
+    suite({"stock": stock_conn, "exapg": exapg_conn}, texts, args.sf, 1, log="[warm-up] ")
+
+    medians = suite({"stock": stock_conn, "exapg": exapg_conn}, texts, args.sf, args.repeat)
+    results["queries"] = medians
+    results["geometric_mean"] = {n: gm(m) for n, m in medians.items()}
+    if all(results["geometric_mean"].values()):  # type: ignore[union-attr]
+        g = results["geometric_mean"]
+        results["speedup_geometric_mean"] = g["stock"] / g["exapg"]  # type: ignore[index]
+    print(f"geometric means: {results['geometric_mean']}", flush=True)
+
+    results["plans_saved_for"] = save_plans({"stock": stock_conn, "exapg": exapg_conn}, texts, medians,
+                                            args.sf, below=2.0)
+    results["layout"] = layout_against_plain(url, exapg_conn, texts, args)
+    print(f"layout: {results['layout']['geometric_mean']}", flush=True)
+    results["ablations"] = ablations(exapg_conn, stock_conn, url, texts, args)
+    stock_buffers = stock_conn.execute("SHOW shared_buffers").fetchone()[0]
+    results["shared_buffers"] = restarted_against_stock(
+        env, exapg_conn, stock_conn, texts, args, label="small buffers", shared_buffers=stock_buffers)
+    exapg_conn = psycopg.connect(url, autocommit=True)
+    results["huge_pages"] = restarted_against_stock(
+        env, exapg_conn, stock_conn, texts, args, label="no huge pages", huge_pages="off")
+    exapg_conn = psycopg.connect(url, autocommit=True)
+    prepare(exapg_conn)
+
+    d = duckdb_suite(args.sf, texts, args.repeat)
+    results["duckdb"] = {"queries": d, "geometric_mean": gm(d)}  # type: ignore[arg-type]
+    if results["geometric_mean"]["exapg"]:  # type: ignore[index]
+        results["duckdb"]["exapg_over_duckdb"] = results["geometric_mean"]["exapg"] / gm(d)  # type: ignore[index,operator]
+    results["copy_against_insert"] = insert_against_copy(exapg_conn)
+    print(f"copy/insert: {results['copy_against_insert']}", flush=True)
+    exapg_conn.close()
+    stock_conn.close()
+    results["pgbouncer"] = pgbouncer_against_direct(env, args.clients, args.pgbench_seconds, args.pgbench_runs)
+    print(f"pgbouncer: {results['pgbouncer']['median_tps']}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sf", type=float, default=1.0)
@@ -356,6 +418,7 @@ def main() -> None:
     parser.add_argument("--pgbench-runs", type=int, default=3)
     parser.add_argument("--load-runs", type=int, default=3, help="loads of each server, alternating")
     parser.add_argument("--name", default=None, help="results file name (default results-sf<SF>.json)")
+    parser.add_argument("--loads-only", action="store_true", help="only the alternating loads (a quieter re-run)")
     args = parser.parse_args()
 
     texts = duck.queries()
@@ -379,61 +442,8 @@ def main() -> None:
         results["load_exapg_plain_layout"] = timed_load(exapg_conn, args.sf, PLAIN, "exapg, plain layout")
         exapg_conn.execute("ALTER SCHEMA tpch RENAME TO tpch_plain")
         exapg_conn.execute("ALTER SCHEMA tpch_exapg RENAME TO tpch")
-        # The query phase starts from servers restarted after the load, as a deployment that
-        # loaded yesterday and is queried today: no load connection, no buffers of the load.
-        exapg_conn.close()
-        stock_conn.close()
-        stock.restart()
-        check(run_cli("restart", env=env, timeout=600))
-        exapg_conn = psycopg.connect(url, autocommit=True)
-        stock_conn = stock.connect()
-        settings_sql = ("SELECT name, setting || coalesce(unit, '') FROM pg_settings WHERE name = ANY(%s)")
-        names = ["shared_buffers", "work_mem", "effective_cache_size", "jit_above_cost", "random_page_cost",
-                 "max_parallel_workers_per_gather", "max_parallel_workers", "default_statistics_target"]
-        names += ["huge_pages", "parallel_setup_cost", "parallel_tuple_cost"]
-        results["settings"] = {n: dict(c.execute(settings_sql, (names,)).fetchall())
-                               for n, c in (("stock", stock_conn), ("exapg", exapg_conn))}
-        # the stock server maps ordinary pages: no pool is reserved for it, as on a stock machine
-        results["hugetlb_kb"] = {n: hugepages.mapped_kb(postmaster_pid(c))
-                                 for n, c in (("stock", stock_conn), ("exapg", exapg_conn))}
-        print(f"huge page mappings (kB): {results['hugetlb_kb']}", flush=True)
-        for conn in (stock_conn, exapg_conn):
-            prepare(conn)
-        # one untimed pass of every query on each: caches warm on both sides
-        suite({"stock": stock_conn, "exapg": exapg_conn}, texts, args.sf, 1, log="[warm-up] ")
-
-        medians = suite({"stock": stock_conn, "exapg": exapg_conn}, texts, args.sf, args.repeat)
-        results["queries"] = medians
-        results["geometric_mean"] = {n: gm(m) for n, m in medians.items()}
-        if all(results["geometric_mean"].values()):  # type: ignore[union-attr]
-            g = results["geometric_mean"]
-            results["speedup_geometric_mean"] = g["stock"] / g["exapg"]  # type: ignore[index]
-        print(f"geometric means: {results['geometric_mean']}", flush=True)
-
-        results["plans_saved_for"] = save_plans({"stock": stock_conn, "exapg": exapg_conn}, texts, medians,
-                                                args.sf, below=2.0)
-        results["layout"] = layout_against_plain(url, exapg_conn, texts, args)
-        print(f"layout: {results['layout']['geometric_mean']}", flush=True)
-        results["ablations"] = ablations(exapg_conn, stock_conn, url, texts, args)
-        stock_buffers = stock_conn.execute("SHOW shared_buffers").fetchone()[0]
-        results["shared_buffers"] = restarted_against_stock(
-            env, exapg_conn, stock_conn, texts, args, label="small buffers", shared_buffers=stock_buffers)
-        exapg_conn = psycopg.connect(url, autocommit=True)
-        results["huge_pages"] = restarted_against_stock(
-            env, exapg_conn, stock_conn, texts, args, label="no huge pages", huge_pages="off")
-        exapg_conn = psycopg.connect(url, autocommit=True)
-        prepare(exapg_conn)
-
-        d = duckdb_suite(args.sf, texts, args.repeat)
-        results["duckdb"] = {"queries": d, "geometric_mean": gm(d)}  # type: ignore[arg-type]
-        if results["geometric_mean"]["exapg"]:  # type: ignore[index]
-            results["duckdb"]["exapg_over_duckdb"] = results["geometric_mean"]["exapg"] / gm(d)  # type: ignore[index,operator]
-        results["copy_against_insert"] = insert_against_copy(exapg_conn)
-        print(f"copy/insert: {results['copy_against_insert']}", flush=True)
-        exapg_conn.close()
-        stock_conn.close()
-        results["pgbouncer"] = pgbouncer_against_direct(env, args.clients, args.pgbench_seconds, args.pgbench_runs)
-        print(f"pgbouncer: {results['pgbouncer']['median_tps']}", flush=True)
+        if not args.loads_only:
+            queries_and_ablations(results, env, stock, url, exapg_conn, stock_conn, texts, args)
     name = args.name or f"results-sf{args.sf:g}.json"
     (HERE / name).write_text(json.dumps(results, indent=2, default=str) + "\n")
     print(f"written {HERE / name}")
