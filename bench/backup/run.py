@@ -504,6 +504,26 @@ def load_table(r: dict[str, Any]) -> list[str]:
     return table(["section", "load average at start (1/5/15 min)", "at end", "section took"], rows)
 
 
+def pgbackrest_lines(r: dict[str, Any]) -> list[str]:
+    runs = r["backup"]["pgbackrest"]["runs"]
+    own = statistics.median(x["pgbackrest_duration_seconds"] for x in runs)
+    repo = statistics.median(x["repository_bytes"] for x in runs)
+    size = statistics.median(x["size_bytes"] for x in runs)
+    return [f"pgBackRest's own duration of the backup (whole seconds, as it records it): median {own:.0f} s, the rest "
+            "of the command's time is ExaPG's (starting Python, checks, the backups table for the metrics). "
+            f"Each full backup takes {mb(repo)} in the repository for {mb(size)} of database files "
+            f"({size / repo:.1f}:1 with lz4). One line `exapg backup` printed: `{runs[-1]['printed']}`."]
+
+
+def restore_lines(r: dict[str, Any]) -> list[str]:
+    x = r["restore"]
+    last = x["exapg_restore"]["runs"][-1]["printed"].splitlines()[-1]
+    healthy = all(run_["healthy_after"] for run_ in x["exapg_restore"]["runs"])
+    return [f"The plain restore: copy {secs(x['plain_cp_start']['median_copy_seconds'])}, start (recovery to the end "
+            f"of the backup) {secs(x['plain_cp_start']['median_start_seconds'])} (medians). Every stack healthy after "
+            f"`exapg restore`: {'yes' if healthy else 'no'}. What it printed last: `{last}`"]
+
+
 def render(r: dict[str, Any]) -> str:
     st, m = r["setup"], r["machine"]
     out = [
@@ -529,11 +549,15 @@ def render(r: dict[str, Any]) -> str:
         "",
         *backup_table(r),
         "",
+        *pgbackrest_lines(r),
+        "",
         "## Restore",
         "",
         f"Medians of {r['rounds']} rounds. The lineitem row count is checked after each restore.",
         "",
         *restore_table(r),
+        "",
+        *restore_lines(r),
         "",
         "## Switchover and failover",
         "",
