@@ -19,10 +19,13 @@ the lineitem count checked.
 Switchover and failover: a writer thread inserts one row per transaction through
 pgBouncer and notes the monotonic time of each COMMIT that returned. Switchover: the
 longest gap between commits around `exapg switchover`. Failover: `kill -9` of the
-primary's postmaster, `exapg failover` at once; from the kill to the next commit. After
-each, every id whose COMMIT returned must be on the new primary.
+primary's postmaster, `exapg failover` at once; from the kill to the next commit on the
+new primary, through pgBouncer and, by a second writer, straight to the promoted node's
+port. After each, every id whose COMMIT returned must be on the new primary.
 
     .venv/bin/python bench/backup/run.py [--sf 1] [--rounds 3] [--role-rounds 3]
+    .venv/bin/python bench/backup/run.py --sections roles   # re-run one section into results.json
+    .venv/bin/python bench/backup/run.py --report           # results.md from results.json + notes.md
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ from exapg.tpch.load import load  # noqa: E402
 from tests.conftest import free_port, new_state_dir, run_cli, stack_environment  # noqa: E402
 
 MB = 1_000_000
+DIRECT_IDS = 1_000_000_000  # ids of the writer that bypasses pgBouncer
 NOTES = HERE / "notes.md"  # the commentary appended to results.md
 USER = ServiceUser.resolve("postgres")
 
@@ -372,13 +376,25 @@ def failover(stack: Stack, first_id: int) -> tuple[dict[str, Any], Writer]:
     def act() -> dict[str, Any]:
         node = stack.primary()["name"]
         pid = int((stack.datadir(node) / "postmaster.pid").read_text().split()[0])
+        # A second writer straight to the standby's port: when the promoted node itself takes
+        # writes, apart from how long pgBouncer keeps its clients waiting.
+        target = next(n for n in stack.status() if n["role"] == "standby")
+        direct = Writer(re.sub(r":\d+/", f":{target['port']}/", stack.credentials()["coordinator_url"]),
+                        DIRECT_IDS + first_id)
+        direct.start()
         box["kill"] = time.monotonic()
         os.kill(pid, signal.SIGKILL)
         started = time.monotonic()
-        result = cli("failover", env=stack.env)
-        box["end"] = time.monotonic()
+        try:
+            result = cli("failover", env=stack.env)
+            box["end"] = time.monotonic()
+        finally:
+            direct.stop()
+        first = [t for _, t, _ in direct.commits if t > box["kill"]]
         return {"from": node, "to": stack.primary()["name"], "command_seconds": box["end"] - started,
-                "printed": result.stdout.strip()}
+                "printed": result.stdout.strip(),
+                "kill_to_first_direct_commit_seconds": first[0] - box["kill"] if first else None,
+                "direct_lost_commits": lost_ids(stack.credentials()["coordinator_url"], direct)}
 
     result, writer = with_writer(stack, first_id, act)
     new_port = int(stack.primary()["port"])
@@ -416,9 +432,11 @@ def role_rounds(stack: Stack, rounds: int) -> dict[str, Any]:
                        "runs": samples["switchover"]},
         "failover": {"median_command_seconds": med(samples["failover"], "command_seconds"),
                      "median_kill_to_first_commit_seconds": med(samples["failover"], "kill_to_first_commit_seconds"),
+                     "median_kill_to_first_direct_commit_seconds": med(samples["failover"],
+                                                                       "kill_to_first_direct_commit_seconds"),
                      "median_writes_unavailable_seconds": med(samples["failover"], "writes_unavailable_seconds"),
                      "runs": samples["failover"]},
-        "lost_commits": sum(r["lost_commits"] for v in samples.values() for r in v),
+        "lost_commits": sum(r["lost_commits"] + r.get("direct_lost_commits", 0) for v in samples.values() for r in v),
     }
 
 
@@ -477,12 +495,14 @@ def restore_table(r: dict[str, Any]) -> list[str]:
 def roles_table(r: dict[str, Any]) -> list[str]:
     s, f = r["roles"]["switchover"], r["roles"]["failover"]
     rows = [["`exapg switchover`", secs(s["median_command_seconds"]), secs(s["median_writes_unavailable_seconds"]), "",
-             str(sum(x["lost_commits"] for x in s["runs"]))],
+             "", str(sum(x["lost_commits"] for x in s["runs"]))],
             ["`kill -9` of the primary's postmaster, then `exapg failover`", secs(f["median_command_seconds"]),
              secs(f["median_writes_unavailable_seconds"]), secs(f["median_kill_to_first_commit_seconds"]),
-             str(sum(x["lost_commits"] for x in f["runs"]))]]
-    return table(["event", "median command time", "median longest gap between commits",
-                  "median kill to first commit on the new primary", "committed rows lost (all rounds)"], rows)
+             secs(f.get("median_kill_to_first_direct_commit_seconds")),
+             str(sum(x["lost_commits"] + x.get("direct_lost_commits", 0) for x in f["runs"]))]]
+    return table(["event", "median command time", "median longest gap between commits (through pgBouncer)",
+                  "median kill to first commit on the new primary, through pgBouncer",
+                  "the same, straight to the promoted node's port", "committed rows lost (all rounds)"], rows)
 
 
 def role_runs(r: dict[str, Any]) -> list[str]:
@@ -491,9 +511,11 @@ def role_runs(r: dict[str, Any]) -> list[str]:
         for run_ in r["roles"][kind]["runs"]:
             rows.append([kind, f"{run_['from']} -> {run_['to']}", secs(run_["command_seconds"]),
                          secs(run_["writes_unavailable_seconds"]), secs(run_.get("kill_to_first_commit_seconds")),
+                         secs(run_.get("kill_to_first_direct_commit_seconds")),
                          str(run_.get("commits_on_orphaned_backend_after_kill", "")), str(run_["client_errors"]),
                          f"{run_['commits']:,}", str(run_["lost_commits"]), str(run_["healthy_after"])])
     return table(["event", "nodes", "command", "longest gap", "kill to first commit on new primary",
+                  "the same, direct",
                   "commits on the orphaned backend after the kill", "client errors", "commits seen", "lost",
                   "healthy after"], rows)
 
@@ -522,6 +544,21 @@ def restore_lines(r: dict[str, Any]) -> list[str]:
     return [f"The plain restore: copy {secs(x['plain_cp_start']['median_copy_seconds'])}, start (recovery to the end "
             f"of the backup) {secs(x['plain_cp_start']['median_start_seconds'])} (medians). Every stack healthy after "
             f"`exapg restore`: {'yes' if healthy else 'no'}. What it printed last: `{last}`"]
+
+
+def rerun_lines(r: dict[str, Any]) -> list[str]:
+    prev = r.get("roles_previous_run")
+    if not prev:
+        return []
+    rerun = next(x for x in r.get("reruns", []) if "roles" in x["sections"])
+    return [f"These switchover and failover rounds are a second run of this section alone ({rerun['started']} to "
+            f"{rerun.get('finished', '?')}, on a stack of its own loaded the same way), made to add the writer "
+            "that bypasses pgBouncer. The first run, with the rest of the figures above, measured: switchover "
+            f"command {secs(prev['switchover']['median_command_seconds'])}, longest gap "
+            f"{secs(prev['switchover']['median_writes_unavailable_seconds'])}; failover command "
+            f"{secs(prev['failover']['median_command_seconds'])}, kill to first commit through pgBouncer "
+            f"{secs(prev['failover']['median_kill_to_first_commit_seconds'])}; nothing lost (medians of "
+            f"{len(prev['failover']['runs'])}).", ""]
 
 
 def render(r: dict[str, Any]) -> str:
@@ -569,6 +606,7 @@ def render(r: dict[str, Any]) -> str:
         "",
         *roles_table(r),
         "",
+        *rerun_lines(r),
         "Every round:",
         "",
         *role_runs(r),
@@ -625,6 +663,9 @@ def main() -> None:
     parser.add_argument("--role-rounds", type=int, default=3)
     parser.add_argument("--output", default="results.json")
     parser.add_argument("--report", action="store_true", help="only write results.md from the --output file")
+    parser.add_argument("--sections", default="backup,restore,roles",
+                        help="a subset re-runs only those into the existing --output file (the old ones kept "
+                             "as <name>_previous_run)")
     args = parser.parse_args()
     if args.report:
         results = json.loads((HERE / args.output).read_text())
@@ -634,16 +675,32 @@ def main() -> None:
     stack = Stack(env)
     log(f"state dir {stack.root}")
     keep = scratch() / "basebackup"
+    sections = args.sections.split(",")
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    partial = set(sections) != {"backup", "restore", "roles"}
     results: dict[str, Any] = {"output": args.output, "sf": args.sf, "rounds": args.rounds,
-                               "role_rounds": args.role_rounds, "machine": machine(),
-                               "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+                               "role_rounds": args.role_rounds, "machine": machine(), "started": now}
+    if partial:
+        results = {**json.loads((HERE / args.output).read_text()), "output": args.output}
+        results.setdefault("reruns", []).append({"sections": sections, "started": now, "sf": args.sf,
+                                                 "role_rounds": args.role_rounds, "rounds": args.rounds})
+        for name in sections:
+            results[f"{name}_previous_run"] = results.pop(name, None)
+            results["load_average"][f"{name}_previous_run"] = results["load_average"].pop(name, None)
     try:
-        section(results, "setup", lambda: setup(stack, args.sf))
+        section(results, "setup_rerun" if partial else "setup", lambda: setup(stack, args.sf))
         size, rows = results["setup"]["datadir_bytes"], results["setup"]["lineitem_rows"]
-        section(results, "backup", lambda: backup_rounds(stack, args.rounds, size, keep))
-        section(results, "restore", lambda: restore_rounds(stack, args.rounds, size, keep, rows))
-        section(results, "roles", lambda: role_rounds(stack, args.role_rounds))
-        results["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        if "backup" in sections:
+            section(results, "backup", lambda: backup_rounds(stack, args.rounds, size, keep))
+        if "restore" in sections:
+            section(results, "restore", lambda: restore_rounds(stack, args.rounds, size, keep, rows))
+        if "roles" in sections:
+            section(results, "roles", lambda: role_rounds(stack, args.role_rounds))
+        done = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        if partial:
+            results["reruns"][-1]["finished"] = done
+        else:
+            results["finished"] = done
         save(results)
     finally:
         run_cli("down", "--volumes", env=env, timeout=600)
