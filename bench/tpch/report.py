@@ -35,6 +35,7 @@ def main() -> None:
         "`exapg.conf` derives from this machine, loaded by `exapg sample tpch` (its own layout: fact tables "
         "in date order, BRIN on the dates, COPY FREEZE; see docs/tpch.md).",
         "",
+        *([f"**Conditions of this run:** {r['note']}", ""] if r.get("note") else []),
         "## Geometric mean of the 22 queries",
         "",
         "| | geometric mean | against stock |",
@@ -98,6 +99,7 @@ def main() -> None:
     ci = r["copy_against_insert"]
     lines += load_rows(r)
     lines += [
+        "",
         f"The same {ci['copy']['rows']:,} lineitem rows into an empty table, one transaction each way: COPY "
         f"{ci['copy']['rows_per_second']:,.0f} rows/s, multi-row INSERT in batches of {ci['batch_rows']} rows "
         f"{ci['insert']['rows_per_second']:,.0f} rows/s: **COPY is {ci['copy_over_insert']:.1f}x faster**.",

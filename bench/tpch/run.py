@@ -422,7 +422,7 @@ def main() -> None:
     args = parser.parse_args()
 
     texts = duck.queries()
-    results: dict[str, object] = {"scale_factor": args.sf, "repeat": args.repeat,
+    results: dict[str, object] = {"scale_factor": args.sf, "repeat": args.repeat, "load_average_start": os.getloadavg(),
                                   "machine": {"cpus": os.cpu_count(),
                                               "memory_bytes": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")}}
     with both_servers(MAX_CLIENT_CONN=str(args.clients + 50)) as (env, stock, url):
@@ -444,6 +444,7 @@ def main() -> None:
         exapg_conn.execute("ALTER SCHEMA tpch_exapg RENAME TO tpch")
         if not args.loads_only:
             queries_and_ablations(results, env, stock, url, exapg_conn, stock_conn, texts, args)
+    results["load_average_end"] = os.getloadavg()
     name = args.name or f"results-sf{args.sf:g}.json"
     (HERE / name).write_text(json.dumps(results, indent=2, default=str) + "\n")
     print(f"written {HERE / name}")
