@@ -155,7 +155,7 @@ def load(
 
         say("building keys and indexes")
         started = time.perf_counter()
-        build_indexes(sessions, layout, citus)
+        build_indexes(sessions, layout, citus, columnar)
         seconds["indexes"] = time.perf_counter() - started
         started = time.perf_counter()
         if layout.freeze and not citus:
@@ -246,23 +246,26 @@ def copy_all(sessions: list[psycopg.Connection], shares: list[list[str]], scale_
         source.close()
 
 
-def build_indexes(sessions: list[psycopg.Connection], layout: Layout, citus: bool) -> None:
+def build_indexes(sessions: list[psycopg.Connection], layout: Layout, citus: bool, columnar: bool) -> None:
     """Primary keys (as unique indexes, attached at the end) and the layout's indexes, the
     largest first, spread over the sessions. Citus makes keys of distributed tables itself,
-    one statement at a time."""
+    one statement at a time. Columnar tables take no BRIN index (only B-tree and hash): their
+    stripes keep each column's minimum and maximum, which skips blocks the same way."""
     ident = sql.Identifier
+    indexes = [(t, c, m) for t, c, m in layout.indexes()
+               if not (m == "brin" and columnar and t in FACT_TABLES)]
     if citus:
         for table, key_columns in PRIMARY_KEYS.items():
             sessions[0].execute(sql.SQL("ALTER TABLE {}.{} ADD PRIMARY KEY ({})").format(
                 ident(STAGING), ident(table), sql.SQL(", ").join(map(ident, key_columns))))
-        for table, columns, method in layout.indexes():
+        for table, columns, method in indexes:
             sessions[0].execute(index_statement(table, columns, method))
         return
     statements: list[tuple[int, sql.Composed]] = []
     for table, key_columns in PRIMARY_KEYS.items():
         statements.append((ROWS_SF1[table], sql.SQL("CREATE UNIQUE INDEX {} ON {}.{} ({})").format(
             ident(f"{table}_pkey"), ident(STAGING), ident(table), sql.SQL(", ").join(map(ident, key_columns)))))
-    for table, columns, method in layout.indexes():
+    for table, columns, method in indexes:
         statements.append((ROWS_SF1[table] // (10 if method == "brin" else 1),
                            index_statement(table, columns, method)))
     statements.sort(key=lambda pair: -pair[0])
