@@ -297,7 +297,8 @@ def test_dead_node_shown_down_then_restarted_by_up(make_stack):
     assert status["standby"]["state"] == "stopped" and status["standby"]["healthy"] is False
     assert stack.cli("health").returncode == 1
     again = stack.cli("up")
-    assert again.returncode == 0 and "standby: started" in again.stdout
+    log = stack.standby_server.logfile.read_text(errors="replace").splitlines()[-15:]
+    assert again.returncode == 0 and "standby: started" in again.stdout, (again.stderr, log)
     assert stack.cli("health").returncode == 0
 
 

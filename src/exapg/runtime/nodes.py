@@ -24,7 +24,7 @@ from exapg.postgres import hugepages
 from exapg.postgres.conn import Dsn, connect
 from exapg.postgres.ctl import PostgresServer
 from exapg.proc import run, wait_until
-from exapg.runtime import archiving
+from exapg.runtime import archiving, processes
 from exapg.runtime.preflight import check_port
 from exapg.stack import LOOPBACK, Stack
 
@@ -119,11 +119,26 @@ def node_resources(stack: Stack, topology: Topology) -> pgconf.Resources:
     return pgconf.Resources(memory // len(topology.nodes), cpus)
 
 
+ORPHAN_GRACE = 30.0  # seconds the processes of a killed postmaster get to exit on their own
+
+
 def start(stack: Stack, node: Node, server: PostgresServer) -> None:
     stack.progress(f"{node.name}: starting on port {node.port}")
+    clear_dead_postmaster(node, server)
     reserve_huge_pages(stack, node, server)
     server.start(stack.settings.start_timeout)
     server.wait_ready(stack.settings.start_timeout)
+
+
+def clear_dead_postmaster(node: Node, server: PostgresServer) -> bool:
+    """A killed postmaster can linger as a zombie until its parent reaps it; PostgreSQL then
+    takes its postmaster.pid for a live server's and refuses to start. Once the processes it
+    left in the data directory have exited, the stale file goes. True when it was removed."""
+    if not (node.datadir / "postmaster.pid").exists() or server.pidfile() is not None:
+        return False
+    if not wait_until(lambda: not processes.in_data_dir(node.datadir), ORPHAN_GRACE, interval=0.1):
+        return False  # PostgreSQL's own check then refuses, and says why
+    return server.remove_stale_pidfile()
 
 
 def apply_conf(stack: Stack, node: Node, server: PostgresServer, secrets: Secrets,
