@@ -133,9 +133,8 @@ def analytics_tuning(res: Resources, max_connections: int = 100) -> dict[str, st
         "max_wal_size": _mb(_clamp(mem / 4, 1 * GiB, 16 * GiB)),
         "min_wal_size": _mb(_clamp(mem / 16, 256 * MiB, 4 * GiB)),
         "wal_buffers": "16MB",
-        # full-page images compressed with lz4, not pglz ("on"): about as small, at a fraction
-        # of the CPU; an index build, which logs every page it writes, took half the time in
-        # side-by-side TPC-H loads on 2 cores (bench/tpch/results.md, Bulk load)
+        # full-page images compressed with lz4, not pglz ("on"): lz4 spends far less CPU per
+        # page, which counts in an index build or a bulk load (every page they write is logged)
         "wal_compression": "lz4",
     }
 
