@@ -254,6 +254,8 @@ def build_indexes(sessions: list[psycopg.Connection], layout: Layout, citus: boo
     ident = sql.Identifier
     indexes = [(t, c, m) for t, c, m in layout.indexes()
                if not (m == "brin" and columnar and t in FACT_TABLES)]
+    if citus:  # built after the data, as every other index
+        indexes += [(t, c, "btree") for t, all_cols in CITUS_INDEXES.items() for c in all_cols]
     if citus:
         for table, key_columns in PRIMARY_KEYS.items():
             sessions[0].execute(sql.SQL("ALTER TABLE {}.{} ADD PRIMARY KEY ({})").format(
@@ -334,9 +336,6 @@ def distribute(conn: psycopg.Connection) -> None:
             colocate = f"{STAGING}.{placement.colocate_with}" if placement.colocate_with else "default"
             conn.execute("SELECT create_distributed_table(%s, %s, colocate_with => %s)",
                          (name, placement.column, colocate))
-    for table, indexes in CITUS_INDEXES.items():
-        for index_columns in indexes:
-            conn.execute(index_statement(table, index_columns, "btree"))
 
 
 def generation_steps(scale_factor: float) -> int:
