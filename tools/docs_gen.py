@@ -251,7 +251,7 @@ def cli_reference() -> str:
 def _typer_commands() -> Iterator[tuple[str, typing.Any, typing.Any]]:
     import typer
 
-    from exapg.cli.main import app
+    from exapg.cli.app import app
 
     def walk(cmd: typing.Any, path: str, parent: typing.Any) -> Iterator[tuple[str, typing.Any, typing.Any]]:
         ctx = typer.Context(cmd, info_name=path.rsplit(" ", 1)[-1], parent=parent)

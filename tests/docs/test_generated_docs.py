@@ -62,5 +62,5 @@ def test_image_defaults_are_read_from_the_dockerfile():
 
 
 def test_the_cli_does_not_import_the_generator():
-    code = "import sys, exapg.cli.main; sys.exit('tools.docs_gen' in sys.modules)"
+    code = "import sys, exapg.cli.app; sys.exit('tools.docs_gen' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False, timeout=60).returncode == 0

@@ -77,7 +77,7 @@ def test_a_commands_help_loads_no_heavy_library(tmp_path, command):
 def test_status_loads_only_what_it_uses(tmp_path, command):
     found = loaded(tmp_path, command)
     assert "exapg.runtime.service_health" in found  # it got as far as asking the stack
-    assert packages(found) & NEVER_FOR_STATUS == set()
+    assert packages(found) & (NEVER_FOR_STATUS | {"typer", "click"}) == set()
     assert found & STEPS_NOT_FOR_STATUS == set()
 
 
@@ -99,3 +99,15 @@ def test_a_standby_is_probed_with_psycopg(tmp_path):
 def test_the_probe_sees_a_heavy_import(tmp_path):
     """The check above can fail: a command that does load one is seen."""
     assert "cryptography" in packages(loaded(tmp_path, "certs", str(tmp_path / "ssl")))
+
+
+@pytest.mark.parametrize("args", [["status", "--json"], ["health", "--backend", "local"], ["--debug", "health"],
+                                  ["status", "--backend=local", "--json"]])
+def test_plain_status_and_health_run_without_typer(tmp_path, args):
+    assert packages(loaded(tmp_path, *args)) & {"typer", "click"} == set()
+
+
+@pytest.mark.parametrize("args", [["status", "--help"], ["status", "--bogus"], ["health", "--json", "--json"]])
+def test_anything_else_goes_through_typer(tmp_path, args):
+    """The check above can fail: help and bad options are Typer's."""
+    assert "typer" in packages(loaded(tmp_path, *args))

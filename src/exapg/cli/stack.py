@@ -11,16 +11,16 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from exapg.cli import quick
 from exapg.cli.common import backend_option, chosen_backend, local_runtime, report, runtime, spinner
-from exapg.cli.output import error, info, print_json, print_mapping, print_table
+from exapg.cli.output import info, print_json, print_mapping
 from exapg.cluster.topology import Mode
-from exapg.errors import ExitCode, InvalidParameterError
+from exapg.errors import InvalidParameterError
 from exapg.status import ServiceStatus
 
 if TYPE_CHECKING:
     from exapg.runtime.local import LocalRuntime
 
-STATUS_COLUMNS = ("name", "role", "port", "pid", "state", "healthy", "detail")
 SINCE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -109,11 +109,7 @@ def down(
 
 
 def _print_status(statuses: list[ServiceStatus], as_json: bool) -> None:
-    rows = [s.to_dict() for s in statuses]
-    if as_json:
-        print_json(rows)
-    else:
-        print_table(rows, STATUS_COLUMNS)
+    quick.print_status(statuses, as_json)
 
 
 def status(
@@ -121,7 +117,7 @@ def status(
     backend: str | None = backend_option(),
 ) -> None:
     """Every service with its port, pid, state and health."""
-    _print_status(runtime(ctx, backend).status(), as_json)
+    quick.report_status(ctx.obj.settings, chosen_backend(ctx, backend), as_json)
 
 
 def health(
@@ -130,20 +126,9 @@ def health(
 ) -> None:
     """Exit 0 only when every service passes its health check (pg_isready, HTTP GET, or the
     container's own health check)."""
-    statuses = runtime(ctx, backend).status()
-    failing = [s for s in statuses if not s.healthy]
-    healthy = bool(statuses) and not failing
-    if as_json:
-        print_json({"healthy": healthy, "services": [s.to_dict() for s in statuses]})
-    elif not statuses:
-        error("no service of this stack is running: start it with 'exapg up'")
-    elif failing:
-        for s in failing:
-            error(f"{s.name} is unhealthy: {s.state}, {s.detail}")
-    else:
-        info(f"[green]healthy[/]: {len(statuses)} services pass their checks")
-    if not healthy:
-        raise typer.Exit(int(ExitCode.ERROR))
+    code = quick.report_health(ctx.obj.settings, chosen_backend(ctx, backend), as_json)
+    if code:
+        raise typer.Exit(code)
 
 
 def parse_since(text: str) -> float:
