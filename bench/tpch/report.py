@@ -208,13 +208,14 @@ def other_runs(source: Path, r: dict) -> list[str]:
     if not runs:
         return []
     lines = ["", "Whole runs of this bench, each with its own load, restarts and warm-up:", "",
-             "| run | stock | ExaPG | ExaPG faster by |", "|---|---:|---:|---:|"]
+             "| run | stock | ExaPG | ExaPG faster by | conditions |", "|---|---:|---:|---:|---|"]
     for path in [*runs, source]:
         other = r if path == source else json.loads(path.read_text())
         g = other["geometric_mean"]
         label = "this page" if path == source else path.name
+        conditions = other.get("note", "-").split(":")[0].split(" (")[0]
         lines.append(f"| {label} | {ms(g['stock'])} ms | {ms(g['exapg'])} ms | "
-                     f"{other['speedup_geometric_mean']:.2f}x |")
+                     f"{other['speedup_geometric_mean']:.2f}x | {conditions} |")
     return lines
 
 

@@ -29,6 +29,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -42,7 +43,7 @@ from exapg.postgres.binaries import find_binaries  # noqa: E402
 from exapg.proc import ServiceUser, run  # noqa: E402
 from exapg.tpch import duck  # noqa: E402
 from exapg.tpch.check import compare  # noqa: E402
-from exapg.tpch.load import LoadedData, load  # noqa: E402
+from exapg.tpch.load import LoadedData, load, load_sessions  # noqa: E402
 from exapg.tpch.run import geometric_mean  # noqa: E402
 from exapg.tpch.schema import EXAPG, PLAIN, Layout  # noqa: E402
 from tests.conftest import free_port, new_state_dir, run_cli, stack_environment  # noqa: E402
@@ -419,12 +420,16 @@ def main() -> None:
     parser.add_argument("--load-runs", type=int, default=3, help="loads of each server, alternating")
     parser.add_argument("--name", default=None, help="results file name (default results-sf<SF>.json)")
     parser.add_argument("--loads-only", action="store_true", help="only the alternating loads (a quieter re-run)")
+    parser.add_argument("--exapg-sessions", type=int, default=None,
+                        help="sessions ExaPG's load uses (default: its layout's, capped by the CPUs)")
     args = parser.parse_args()
 
     texts = duck.queries()
     results: dict[str, object] = {"scale_factor": args.sf, "repeat": args.repeat, "load_average_start": os.getloadavg(),
                                   "machine": {"cpus": os.cpu_count(),
                                               "memory_bytes": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")}}
+    layout = replace(EXAPG, sessions=args.exapg_sessions) if args.exapg_sessions else EXAPG
+    results["exapg_load_sessions"] = load_sessions(layout)
     with both_servers(MAX_CLIENT_CONN=str(args.clients + 50)) as (env, stock, url):
         exapg_conn = psycopg.connect(url, autocommit=True)
         stock_conn = stock.connect()
@@ -432,8 +437,8 @@ def main() -> None:
         # layout a careful user of a stock server would make; ExaPG its own (schema.Layout).
         loads: dict[str, list[dict]] = {"stock": [], "exapg": []}
         for attempt in range(args.load_runs):
-            for name, conn, layout in (("stock", stock_conn, PLAIN), ("exapg", exapg_conn, EXAPG)):
-                loads[name].append(timed_load(conn, args.sf, layout, f"{name}, load {attempt + 1}"))
+            for name, conn, chosen in (("stock", stock_conn, PLAIN), ("exapg", exapg_conn, layout)):
+                loads[name].append(timed_load(conn, args.sf, chosen, f"{name}, load {attempt + 1}"))
         results["load"] = {name: {**runs[-1], **median_load(runs), "runs": runs} for name, runs in loads.items()}
         results["load"]["exapg_over_stock_total"] = (  # type: ignore[index]
             results["load"]["exapg"]["median_total_seconds"] / results["load"]["stock"]["median_total_seconds"])

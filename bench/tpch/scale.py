@@ -109,6 +109,8 @@ def growth(results: dict, sf1: dict) -> dict:
         out[name] = {n: (now[n] / before[str(n)] if now[n] and before.get(str(n)) else None) for n in now}
         g_now, g_before = results["geometric_mean"][name], sf1["geometric_mean"][name]
         out[name + "_geometric_mean"] = g_now / g_before if g_now and g_before else None
+        load_before = sf1["load"][name].get("median_total_seconds") or sf1["load"][name]["total_seconds"]
+        out[name + "_load"] = results["load"][name]["total_seconds"] / load_before
     return out
 
 
@@ -117,6 +119,7 @@ def main() -> None:
     parser.add_argument("--sf", type=float, default=10.0)
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--duck-memory", default="8GB")
+    parser.add_argument("--sf1", default="results-sf1.json", help="run.py's results to compare with (in bench/tpch)")
     args = parser.parse_args()
     texts = duck.queries()
     results: dict[str, Any] = {"scale_factor": args.sf, "repeat": args.repeat,
@@ -158,9 +161,9 @@ def main() -> None:
         g = results["geometric_mean"]
         results["speedup_geometric_mean"] = g["stock"] / g["exapg"] if g["stock"] and g["exapg"] else None
         print(f"geometric means: {g}", flush=True)
-        sf1 = HERE / "results-sf1.json"
+        sf1 = HERE / args.sf1
         if sf1.exists():
-            results["growth_from_sf1"] = growth(results, json.loads(sf1.read_text()))
+            results["growth_from_sf1"] = {"against": args.sf1, **growth(results, json.loads(sf1.read_text()))}
         results["load_average_end"] = os.getloadavg()
         exapg_conn.close()
         stock_conn.close()
