@@ -98,6 +98,7 @@ def main() -> None:
     ]
     ci = r["copy_against_insert"]
     lines += load_rows(r)
+    lines += load_variants(source)
     lines += [
         "",
         f"The same {ci['copy']['rows']:,} lineitem rows into an empty table, one transaction each way: COPY "
@@ -199,6 +200,23 @@ def load_rows(r: dict) -> list[str]:
     lines += ["", f"ExaPG's load takes **{ratio:.2f}x** the stock load's time ({verdict}). With several sessions, "
               "COPY's seconds overlap: the COPY column sums each table's own time, so it can exceed what the "
               "load took in all."]
+    return lines
+
+
+def load_variants(source: Path) -> list[str]:
+    """Loads-only runs of a variant of ExaPG's load (results-sf<SF>-loads-*.json)."""
+    runs = sorted(HERE.glob(f"{source.stem}-loads-*.json"))
+    if not runs:
+        return []
+    lines = ["", "Variants of ExaPG's load, each in a loads-only run (`run.py --loads-only`) with stock alternating:",
+             "", "| run | ExaPG sessions | ExaPG loads | stock loads | ExaPG / stock (medians) |",
+             "|---|--:|---|---|--:|"]
+    for path in runs:
+        v = json.loads(path.read_text())
+        times = {n: ", ".join(f"{run['total_seconds']:.1f}" for run in v["load"][n]["runs"])
+                 for n in ("exapg", "stock")}
+        lines.append(f"| {path.name} | {v.get('exapg_load_sessions', '-')} | {times['exapg']} s | {times['stock']} s | "
+                     f"{v['load']['exapg_over_stock_total']:.2f}x |")
     return lines
 
 
