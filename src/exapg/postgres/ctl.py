@@ -49,6 +49,16 @@ def read_pidfile(datadir: Path) -> PidFile | None:
     return PidFile(pid, port, status)
 
 
+def lock_holder(lock: Path) -> int | None:
+    """The live postgres process a lock file names; None when it names none that runs (or
+    the file is absent or unreadable)."""
+    try:
+        pid = int(lock.read_text(encoding="utf-8").splitlines()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if _alive(pid) else None
+
+
 def _alive(pid: int) -> bool:
     """A postgres process that runs (a killed one can linger as a zombie until reaped)."""
     try:
@@ -106,11 +116,18 @@ class PostgresServer:
         return read_pidfile(self.datadir)
 
     def remove_stale_pidfile(self) -> bool:
-        """Remove the postmaster.pid of a postmaster that no longer runs. PostgreSQL clears a
-        stale one itself, except while the dead postmaster lingers as a zombie (its pid still
-        answers a signal); the caller has made sure no process of it is left."""
+        """Remove the postmaster.pid, and the socket's lock file, of a postmaster that no
+        longer runs. PostgreSQL clears stale ones itself, except while the dead postmaster
+        lingers as a zombie (its pid still answers a signal): it then refuses to start
+        ("lock file ... already exists"). The caller has made sure no process of it is left.
+        True when postmaster.pid was removed."""
+        if self.pidfile() is not None:
+            return False
+        lock = self.socket_dir / f".s.PGSQL.{self.port}.lock"
+        if lock_holder(lock) is None:
+            lock.unlink(missing_ok=True)
         path = self.datadir / "postmaster.pid"
-        if not path.exists() or self.pidfile() is not None:
+        if not path.exists():
             return False
         path.unlink(missing_ok=True)
         return True

@@ -132,11 +132,13 @@ def start(stack: Stack, node: Node, server: PostgresServer) -> None:
 
 def clear_dead_postmaster(node: Node, server: PostgresServer) -> bool:
     """A killed postmaster can linger as a zombie until its parent reaps it; PostgreSQL then
-    takes its postmaster.pid for a live server's and refuses to start. Once the processes it
-    left in the data directory have exited, the stale file goes. True when it was removed."""
-    if not (node.datadir / "postmaster.pid").exists() or server.pidfile() is not None:
+    takes its postmaster.pid and its socket's lock file for a live server's and refuses to
+    start. Once the processes it left in the data directory have exited, the stale files go.
+    True when postmaster.pid was removed."""
+    if server.pidfile() is not None:
         return False
-    if not wait_until(lambda: not processes.in_data_dir(node.datadir), ORPHAN_GRACE, interval=0.1):
+    if ((node.datadir / "postmaster.pid").exists()
+            and not wait_until(lambda: not processes.in_data_dir(node.datadir), ORPHAN_GRACE, interval=0.1)):
         return False  # PostgreSQL's own check then refuses, and says why
     return server.remove_stale_pidfile()
 
