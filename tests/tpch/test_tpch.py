@@ -66,20 +66,6 @@ def test_the_default_layout_is_frozen_in_date_order_with_brin(ha_stack, loaded):
     assert correlation["o_orderdate"] > 0.99 and correlation["l_shipdate"] > 0.9, correlation
 
 
-def test_q18_sums_quantities_from_lineitems_key_alone(ha_stack, loaded):
-    """lineitem's key carries l_quantity: Q18's per-order sums are an index-only scan with
-    no heap fetch (every page is all-visible from COPY FREEZE), though the table is in date
-    order; with the index scan it would read the heap all over."""
-    with connect(ha_stack.coordinator) as conn:
-        definition = conn.execute("SELECT pg_get_indexdef('tpch.lineitem_pkey'::regclass)").fetchone()[0]
-        conn.execute("SET enable_hashagg = off")  # the sorted path, whatever this small SF's costs say
-        plan = "\n".join(r[0] for r in conn.execute(
-            "EXPLAIN (ANALYZE, COSTS off, TIMING off, SUMMARY off) SELECT l_orderkey FROM tpch.lineitem "
-            "GROUP BY l_orderkey HAVING sum(l_quantity) > 300"))
-    assert definition.endswith("(l_orderkey, l_linenumber) INCLUDE (l_quantity)"), definition
-    assert "Index Only Scan using lineitem_pkey" in plan and "Heap Fetches: 0" in plan, plan
-
-
 def test_the_plain_layout_is_there_for_comparison(ha_stack, loaded):
     result = ha_stack.cli("sample", "tpch", "--sf", "0.01", "--layout", "plain", "--json", timeout=300)
     assert result.returncode == 0, result.stderr

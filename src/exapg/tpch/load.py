@@ -265,11 +265,8 @@ def build_indexes(sessions: list[psycopg.Connection], layout: Layout, citus: boo
         return
     statements: list[tuple[int, sql.Composed]] = []
     for table, key_columns in PRIMARY_KEYS.items():
-        carried = layout.include.get(table, ())
-        include = sql.SQL(" INCLUDE ({})").format(sql.SQL(", ").join(map(ident, carried))) if carried else sql.SQL("")
-        statements.append((ROWS_SF1[table], sql.SQL("CREATE UNIQUE INDEX {} ON {}.{} ({}){}").format(
-            ident(f"{table}_pkey"), ident(STAGING), ident(table), sql.SQL(", ").join(map(ident, key_columns)),
-            include)))
+        statements.append((ROWS_SF1[table], sql.SQL("CREATE UNIQUE INDEX {} ON {}.{} ({})").format(
+            ident(f"{table}_pkey"), ident(STAGING), ident(table), sql.SQL(", ").join(map(ident, key_columns)))))
     for table, columns, method in indexes:
         statements.append((ROWS_SF1[table] // (10 if method == "brin" else 1),
                            index_statement(table, columns, method)))

@@ -7,7 +7,7 @@ than maintaining them row by row).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 # Loaded in this order: small tables first, so progress moves early.
 TABLES: dict[str, str] = {
@@ -72,12 +72,7 @@ class Layout:
     - every table is created and filled in one transaction with COPY FREEZE: its rows are
       frozen and its pages marked all-visible as they are written, so no VACUUM pass
       rewrites them afterwards and no query pays for setting hint bits;
-    - tables are copied, and indexes built, by several sessions at once;
-    - `lineitem`'s primary key carries `l_quantity` (INCLUDE): Q18 sums each order's
-      quantities, and with the table in date order, not order-key order, reading them
-      through the key from the heap jumps all over it; from the key alone it is an
-      index-only scan, which works at once because COPY FREEZE leaves every page
-      all-visible. (Single node only: Citus builds the keys of its shards itself.)
+    - tables are copied, and indexes built, by several sessions at once.
     """
 
     name: str
@@ -86,7 +81,6 @@ class Layout:
     brin: dict[str, tuple[str, ...]]  # table -> its columns in one block-range index
     sessions: int  # at most this many sessions load at once (capped by the CPUs)
     freeze: bool  # COPY FREEZE, then ANALYZE only (otherwise VACUUM (FREEZE, ANALYZE))
-    include: dict[str, tuple[str, ...]] = field(default_factory=dict)  # table -> columns its key carries
 
     def indexes(self) -> list[tuple[str, tuple[str, ...], str]]:
         """(table, columns, method) of every index but the primary keys."""
@@ -110,7 +104,6 @@ EXAPG = Layout(
     brin={"orders": ("o_orderdate",), "lineitem": ("l_shipdate", "l_receiptdate", "l_commitdate")},
     sessions=4,
     freeze=True,
-    include={"lineitem": ("l_quantity",)},
 )
 LAYOUTS = {layout.name: layout for layout in (EXAPG, PLAIN)}
 
