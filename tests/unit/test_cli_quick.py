@@ -25,7 +25,7 @@ TYPER = ("import sys; from exapg.cli.app import app; from exapg.cli.main import 
 @pytest.mark.parametrize(("args", "call"), [
     (["status"], Call("status")),
     (["health", "--json"], Call("health", as_json=True)),
-    (["--debug", "status", "--backend", "docker"], Call("status", backend="docker", debug=True)),
+    (["--debug", "status", "--backend", "docker"], Call("status", backend="docker")),
     (["health", "--backend=local", "--json"], Call("health", as_json=True, backend="local")),
 ])
 def test_plain_forms_are_parsed(args, call):

@@ -50,6 +50,10 @@ def live_postgres(tmp_path):
     binary = tmp_path / "postgres"
     shutil.copy(shutil.which("sleep"), binary)
     child = subprocess.Popen([str(binary), "60"])
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{child.pid}/comm").read_text().strip() != "postgres":  # until the exec is done
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
     yield child.pid
     child.kill()
     child.wait()

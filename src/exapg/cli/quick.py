@@ -31,16 +31,12 @@ COMMANDS = ("status", "health")
 class Call:
     command: str
     as_json: bool = False
-    backend: str | None = None
-    debug: bool = False
+    backend: str | None = None  # main() itself reads --debug, for every command
 
 
 def parse(args: list[str]) -> Call | None:
     """The call `args` make, when they are a plain status or health; else None (Typer's)."""
-    rest = list(args)
-    debug = bool(rest) and rest[0] == "--debug"
-    if debug:
-        rest.pop(0)
+    rest = args[1:] if args[:1] == ["--debug"] else list(args)
     if not rest or rest[0] not in COMMANDS:
         return None
     command, options = rest[0], rest[1:]
@@ -59,7 +55,7 @@ def parse(args: list[str]) -> Call | None:
             backend = value
         else:
             return None
-    return Call(command, as_json, backend, debug)
+    return Call(command, as_json, backend)
 
 
 def run(call: Call) -> int:

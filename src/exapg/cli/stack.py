@@ -16,7 +16,6 @@ from exapg.cli.common import backend_option, chosen_backend, local_runtime, repo
 from exapg.cli.output import info, print_json, print_mapping
 from exapg.cluster.topology import Mode
 from exapg.errors import InvalidParameterError
-from exapg.status import ServiceStatus
 
 if TYPE_CHECKING:
     from exapg.runtime.local import LocalRuntime
@@ -47,7 +46,7 @@ def up(
     else:
         info(f"ExaPG stack '{name}' is up:")
         report(actions, "")
-    _print_status(chosen.status(), as_json=False)
+    quick.print_status(chosen.status(), as_json=False)
     _print_connect(local_runtime(ctx))
 
 
@@ -93,7 +92,7 @@ def restart(ctx: typer.Context, backend: str | None = backend_option()) -> None:
         actions = chosen.restart()
     report(actions, "nothing to do")
     if chosen_backend(ctx, backend) == "local":
-        _print_status(chosen.status(), as_json=False)
+        quick.print_status(chosen.status(), as_json=False)
 
 
 def down(
@@ -106,10 +105,6 @@ def down(
     with spinner(ctx):
         actions = chosen.down(volumes=volumes)
     report(actions, "no stack here: nothing to do")
-
-
-def _print_status(statuses: list[ServiceStatus], as_json: bool) -> None:
-    quick.print_status(statuses, as_json)
 
 
 def status(

@@ -39,10 +39,10 @@ def read_pidfile(datadir: Path) -> PidFile | None:
     """The live postmaster of `datadir`, or None (absent, stale or unreadable pidfile)."""
     try:
         lines = (datadir / "postmaster.pid").read_text(encoding="utf-8").splitlines()
-        pid = int(lines[0])
-    except (OSError, ValueError, IndexError):
+    except OSError:
         return None
-    if not _alive(pid):
+    pid = _holder(lines)
+    if pid is None:
         return None
     port = int(lines[3]) if len(lines) > 3 and lines[3].strip().isdigit() else None
     status = lines[7].strip() if len(lines) > 7 else "ready"
@@ -50,11 +50,19 @@ def read_pidfile(datadir: Path) -> PidFile | None:
 
 
 def lock_holder(lock: Path) -> int | None:
-    """The live postgres process a lock file names; None when it names none that runs (or
-    the file is absent or unreadable)."""
+    """The live postgres process a lock file (postmaster.pid, a socket's lock) names; None
+    when it names none that runs, or is absent or unreadable."""
     try:
-        pid = int(lock.read_text(encoding="utf-8").splitlines()[0])
-    except (OSError, ValueError, IndexError):
+        return _holder(lock.read_text(encoding="utf-8").splitlines())
+    except OSError:
+        return None
+
+
+def _holder(lines: list[str]) -> int | None:
+    """The pid on a lock file's first line, when that postgres process runs."""
+    try:
+        pid = int(lines[0])
+    except (ValueError, IndexError):
         return None
     return pid if _alive(pid) else None
 
