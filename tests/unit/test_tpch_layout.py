@@ -32,6 +32,14 @@ def test_the_exapg_layout_indexes_dates_with_brin_and_keeps_the_join_keys():
     assert set(EXAPG.order) == {"lineitem", "orders"} and EXAPG.freeze and EXAPG.sessions > 1
 
 
+def test_every_carried_column_belongs_to_a_key_or_index_the_layout_builds():
+    """A misspelt key in Layout.include would silently build the index without it."""
+    built = {(t, c) for t, c, method in EXAPG.indexes() if method == "btree"} | set(PRIMARY_KEYS.items())
+    assert set(EXAPG.include) <= built, set(EXAPG.include) - built
+    assert EXAPG.include[("lineitem", PRIMARY_KEYS["lineitem"])] == ("l_quantity",)
+    assert PLAIN.include == {}
+
+
 def test_the_plain_layout_is_a_stock_users_load():
     assert PLAIN.order == {} and PLAIN.brin == {} and not PLAIN.freeze and PLAIN.sessions == 1
     assert {(t, c) for t, c, _ in PLAIN.indexes()} >= {("lineitem", ("l_shipdate",)), ("orders", ("o_orderdate",))}

@@ -77,12 +77,12 @@ def sample_tpch(
                                       stage=lambda text: bar.update(stage, description=text[:60]))
                 bar.update(stage, description="done", total=1, completed=1)
     total = sum(data.rows.values())
-    copy_seconds = sum(v for k, v in data.seconds.items() if k in data.rows)
+    rate = tpch_load.copy_rate(data)
     if as_json:
-        print_json({**asdict(data), "rows_per_second": total / copy_seconds if copy_seconds else None})
+        print_json({**asdict(data), "rows_per_second": rate})
         return
     info(f"TPC-H SF {data.scale_factor:g} loaded into schema tpch: {total:,} rows "
-         f"({total / copy_seconds:,.0f} rows/s by COPY)" + ("; distributed with Citus" if data.distributed else ""))
+         f"({rate or 0:,.0f} rows/s by COPY)" + ("; distributed with Citus" if data.distributed else ""))
 
 
 @bench_app.command("tpch")

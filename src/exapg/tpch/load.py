@@ -185,6 +185,13 @@ def load(
     return data
 
 
+def copy_rate(data: LoadedData) -> float | None:
+    """Rows per second by COPY: all rows over the copy phase's wall time (loads recorded
+    before it was kept: over the tables' times added up)."""
+    seconds = data.seconds.get("copy") or sum(v for k, v in data.seconds.items() if k in data.rows)
+    return sum(data.rows.values()) / seconds if seconds else None
+
+
 def load_sessions(layout: Layout) -> int:
     return max(1, min(layout.sessions, os.cpu_count() or 1, len(TABLES)))
 
@@ -221,7 +228,9 @@ def create_table(conn: psycopg.Connection, table: str, columnar: bool) -> None:
 def copy_all(sessions: list[psycopg.Connection], shares: list[list[str]], scale_factor: float,
              layout: Layout, frozen: set[str], rows: dict[str, int], seconds: dict[str, float],
              progress: Progress | None, say: Callable[[str], None]) -> None:
-    """Generate the data (in parts above SF 1) and copy each part's tables, each session its share."""
+    """Generate the data (in parts above SF 1) and copy each part's tables, each session its share.
+    `seconds` gets each table's copy time (per session, so they overlap), and the wall time
+    of generating ("generate") and of copying ("copy"): all sessions together."""
     steps = generation_steps(scale_factor)
     source = duck.connect()
     try:
@@ -229,7 +238,9 @@ def copy_all(sessions: list[psycopg.Connection], shares: list[list[str]], scale_
             for step in range(steps):
                 part = f" (part {step + 1} of {steps})" if steps > 1 else ""
                 say(f"generating TPC-H data at scale factor {scale_factor:g}{part} (DuckDB dbgen)")
+                started = time.perf_counter()
                 generate(source, scale_factor, steps, step)
+                seconds["generate"] = seconds.get("generate", 0.0) + time.perf_counter() - started
 
                 def copy_share(session: psycopg.Connection, tables: list[str]) -> None:
                     for table in tables:
@@ -239,7 +250,9 @@ def copy_all(sessions: list[psycopg.Connection], shares: list[list[str]], scale_
                                                   freeze=table in frozen)
                         seconds[table] += time.perf_counter() - started
 
+                started = time.perf_counter()
                 run_together([functools.partial(copy_share, s, t) for s, t in zip(sessions, shares, strict=True)])
+                seconds["copy"] = seconds.get("copy", 0.0) + time.perf_counter() - started
                 for table in TABLES:
                     source.execute(f"DROP TABLE {table}")  # our own constant names; frees the part
     finally:
@@ -248,9 +261,10 @@ def copy_all(sessions: list[psycopg.Connection], shares: list[list[str]], scale_
 
 def build_indexes(sessions: list[psycopg.Connection], layout: Layout, citus: bool, columnar: bool) -> None:
     """Primary keys (as unique indexes, attached at the end) and the layout's indexes, the
-    largest first, spread over the sessions. Citus makes keys of distributed tables itself,
-    one statement at a time. Columnar tables take no BRIN index (only B-tree and hash): their
-    stripes keep each column's minimum and maximum, which skips blocks the same way."""
+    largest first, spread over the sessions, each with the columns the layout has it carry.
+    Citus makes keys of distributed tables itself, one statement at a time, without them.
+    Columnar tables take no BRIN index (only B-tree and hash): their stripes keep each
+    column's minimum and maximum, which skips blocks the same way."""
     ident = sql.Identifier
     indexes = [(t, c, m) for t, c, m in layout.indexes()
                if not (m == "brin" and columnar and t in FACT_TABLES)]
@@ -265,11 +279,12 @@ def build_indexes(sessions: list[psycopg.Connection], layout: Layout, citus: boo
         return
     statements: list[tuple[int, sql.Composed]] = []
     for table, key_columns in PRIMARY_KEYS.items():
-        statements.append((ROWS_SF1[table], sql.SQL("CREATE UNIQUE INDEX {} ON {}.{} ({})").format(
-            ident(f"{table}_pkey"), ident(STAGING), ident(table), sql.SQL(", ").join(map(ident, key_columns)))))
+        statements.append((ROWS_SF1[table], sql.SQL("CREATE UNIQUE INDEX {} ON {}.{} ({}){}").format(
+            ident(f"{table}_pkey"), ident(STAGING), ident(table), sql.SQL(", ").join(map(ident, key_columns)),
+            carried(layout, table, key_columns))))
     for table, columns, method in indexes:
         statements.append((ROWS_SF1[table] // (10 if method == "brin" else 1),
-                           index_statement(table, columns, method)))
+                           index_statement(table, columns, method, carried(layout, table, columns))))
     statements.sort(key=lambda pair: -pair[0])
     in_parallel(sessions, [statement for _, statement in statements])
     for table in PRIMARY_KEYS:
@@ -277,10 +292,17 @@ def build_indexes(sessions: list[psycopg.Connection], layout: Layout, citus: boo
             ident(STAGING), ident(table), ident(f"{table}_pkey"), ident(f"{table}_pkey")))
 
 
-def index_statement(table: str, columns: tuple[str, ...], method: str) -> sql.Composed:
-    return sql.SQL("CREATE INDEX ON {}.{} USING {} ({})").format(
+def index_statement(table: str, columns: tuple[str, ...], method: str,
+                    include: sql.Composable = sql.SQL("")) -> sql.Composed:
+    return sql.SQL("CREATE INDEX ON {}.{} USING {} ({}){}").format(
         sql.Identifier(STAGING), sql.Identifier(table), sql.SQL(method),
-        sql.SQL(", ").join(map(sql.Identifier, columns)))
+        sql.SQL(", ").join(map(sql.Identifier, columns)), include)
+
+
+def carried(layout: Layout, table: str, columns: tuple[str, ...]) -> sql.Composable:
+    """The INCLUDE clause of the index on `columns` of `table`, if the layout gives it one."""
+    extra = layout.include.get((table, columns))
+    return sql.SQL(" INCLUDE ({})").format(sql.SQL(", ").join(map(sql.Identifier, extra))) if extra else sql.SQL("")
 
 
 def in_parallel(sessions: list[psycopg.Connection], statements: list[sql.Composed]) -> None:
