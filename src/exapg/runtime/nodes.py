@@ -137,10 +137,15 @@ def clear_dead_postmaster(node: Node, server: PostgresServer) -> bool:
     True when postmaster.pid was removed."""
     if server.pidfile() is not None:
         return False
-    if ((node.datadir / "postmaster.pid").exists()
-            and not wait_until(lambda: not processes.in_data_dir(node.datadir), ORPHAN_GRACE, interval=0.1)):
+    if (node.datadir / "postmaster.pid").exists() and not leftovers_gone(node, ORPHAN_GRACE):
         return False  # PostgreSQL's own check then refuses, and says why
     return server.remove_stale_pidfile()
+
+
+def leftovers_gone(node: Node, grace: float) -> bool:
+    """Wait up to `grace` seconds for the processes a dead postmaster left in the node's data
+    directory to exit (they still hold its shared memory); True once none is left."""
+    return wait_until(lambda: not processes.in_data_dir(node.datadir), grace, interval=0.1)
 
 
 def apply_conf(stack: Stack, node: Node, server: PostgresServer, secrets: Secrets,

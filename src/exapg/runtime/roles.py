@@ -332,11 +332,11 @@ def _fence(stack: Stack, node: Node) -> list[str]:
         except ExaPGError:
             server.stop(timeout=30, mode="immediate")
         actions.append(f"{node.name}: stopped")
-    if not wait_until(lambda: not processes.in_data_dir(node.datadir), LEFTOVER_GRACE, interval=0.1):
+    if not nodes.leftovers_gone(node, LEFTOVER_GRACE):
         for pid in processes.in_data_dir(node.datadir):
             with suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        wait_until(lambda: not processes.in_data_dir(node.datadir), LEFTOVER_GRACE, interval=0.1)
+        nodes.leftovers_gone(node, LEFTOVER_GRACE)
         actions.append(f"{node.name}: stopped the processes its dead postmaster left")
     server.remove_stale_pidfile()
     nodes.release_huge_pages(stack, node)
