@@ -195,7 +195,9 @@ def load_rows(r: dict) -> list[str]:
     verdict = "at least as fast as stock: met" if ratio <= 1.0 else "at least as fast as stock: not met"
     lines += ["", f"ExaPG's load takes **{ratio:.2f}x** the stock load's time ({verdict}). COPY is the copy "
               "phase as it took (rows/s are over it); with several sessions the tables' own times overlap, so "
-              "their sum can exceed it. Generation and COPY were not timed apart before this was recorded (—)."]
+              "their sum can exceed it."
+              + (" Generation and COPY were not timed apart before this was recorded (—)."
+                 if any("—" in line for line in lines) else "")]
     return lines
 
 
