@@ -33,7 +33,7 @@ def main() -> None:
         "the same data loaded the plain way (`exapg sample tpch --layout plain`: rows as generated, B-tree "
         "indexes on the keys and dates, VACUUM). ExaPG = `exapg up --mode standalone` with the tuning "
         "`exapg.conf` derives from this machine, loaded by `exapg sample tpch` (its own layout: fact tables "
-        "in date order, BRIN on the dates, COPY FREEZE; see docs/tpch.md).",
+        "in date order, BRIN on the dates, COPY FREEZE, covering indexes on lineitem; see docs/tpch.md).",
         "",
         *([f"**Conditions of this run:** {r['note']}", ""] if r.get("note") else []),
         "## Geometric mean of the 22 queries",
