@@ -82,7 +82,7 @@ def sample_tpch(
         print_json({**asdict(data), "rows_per_second": rate})
         return
     info(f"TPC-H SF {data.scale_factor:g} loaded into schema tpch: {total:,} rows "
-         f"({rate or 0:,.0f} rows/s by COPY)" + ("; distributed with Citus" if data.distributed else ""))
+         f"({rate:,.0f} rows/s by COPY)" + ("; distributed with Citus" if data.distributed else ""))
 
 
 @bench_app.command("tpch")
