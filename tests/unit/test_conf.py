@@ -21,6 +21,9 @@ def test_tuning_scales_with_memory_and_cores():
     assert small["max_parallel_workers"] == "2" and big["max_parallel_workers"] == "16"
     assert int(big["max_worker_processes"]) >= int(big["max_parallel_workers"])
     assert small["jit"] == "on"
+    # compiled from a cost a full scan of a large table reaches; optimized only well above it
+    assert 100_000 <= float(small["jit_above_cost"]) < float(small["jit_optimize_above_cost"])
+    assert small["jit_inline_above_cost"] == small["jit_optimize_above_cost"]
     assert float(small["parallel_tuple_cost"]) < 0.1 and float(small["parallel_setup_cost"]) < 1000
     assert small["max_parallel_workers_per_gather"] == "1" and big["max_parallel_workers_per_gather"] == "8"
 
