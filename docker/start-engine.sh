@@ -25,6 +25,26 @@ if [[ -d /run/systemd/system ]]; then
     systemctl start docker
 else
     log=/var/log/exapg-dockerd.log
+    # a dockerd that died without cleaning up (killed, or its machine paused) leaves its pid
+    # file behind, and a new dockerd refuses to start while it is there (a zombie counts as dead)
+    pidfile=/var/run/docker.pid
+    if [[ -f "$pidfile" ]]; then
+        pid=$(tr -dc '0-9' <"$pidfile" || true)
+        state=$(awk '/^State:/ {print $2}' "/proc/${pid:-0}/status" 2>/dev/null || true)
+        if [[ -z "$pid" || "$(cat "/proc/$pid/comm" 2>/dev/null || true)" != dockerd || "$state" == Z ]]; then
+            say "removing the stale $pidfile (pid ${pid:-none} is no running dockerd)"
+            rm -f "$pidfile"
+            # the containerd that dockerd ran outlives it, and the new dockerd times out
+            # starting its own: stop the orphan (containers keep running under their shims)
+            orphan=$(tr -dc '0-9' </var/run/docker/containerd/containerd.pid 2>/dev/null || true)
+            if [[ -n "$orphan" && "$(cat "/proc/$orphan/comm" 2>/dev/null || true)" == containerd ]]; then
+                say "stopping the orphaned containerd (pid $orphan) the dead dockerd left"
+                kill "$orphan" 2>/dev/null || true
+                for _ in $(seq 20); do kill -0 "$orphan" 2>/dev/null || break; sleep 0.5; done
+                kill -9 "$orphan" 2>/dev/null || true
+            fi
+        fi
+    fi
     say "starting dockerd (log: $log)"
     setsid dockerd --host=unix:///var/run/docker.sock >>"$log" 2>&1 < /dev/null &
 fi
