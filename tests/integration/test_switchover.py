@@ -135,6 +135,30 @@ def test_switchover_under_writes_through_pgbouncer_loses_nothing_and_swaps_back(
     assert kinds[-2:] == [("switchover", new.name, old.name), ("switchover", old.name, new.name)]
 
 
+class PooledWrite(threading.Thread):
+    """A client of pgBouncer that retries one INSERT until it commits, as an application
+    would; `done` is when it committed (or None after 60 s), `failures` its failed tries."""
+
+    def __init__(self, stack: Stack, row_id: int) -> None:
+        super().__init__(daemon=True)
+        self.stack, self.row_id = stack, row_id
+        self.done: float | None = None
+        self.failures: list[str] = []
+
+    def run(self) -> None:
+        deadline = time.monotonic() + 60
+        while self.done is None and time.monotonic() < deadline:
+            try:
+                with psycopg.connect(**self.stack.pgbouncer.kwargs(connect_timeout=10), autocommit=True) as conn:
+                    conn.execute("INSERT INTO writes (id) VALUES (%s)", (self.row_id,))
+                self.done = time.monotonic()
+            except psycopg.errors.UniqueViolation:  # an earlier try committed, its answer lost
+                self.done = time.monotonic()
+            except psycopg.Error as exc:
+                self.failures.append(str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc))
+                time.sleep(0.2)
+
+
 def test_failover_after_the_primary_is_killed_keeps_every_commit(ha):
     old, new = nodes(ha)
     writer = Writer(ha.runtime.stack.dsn(old.name), reconnect=False)
@@ -143,8 +167,17 @@ def test_failover_after_the_primary_is_killed_keeps_every_commit(ha):
     os.kill(ha.server(old.name).pidfile().pid, signal.SIGKILL)
     writer.join(30)
     assert writer.committed and writer.errors, "the write loop ran until the primary died"
+    pooled = PooledWrite(ha, -4)  # a client of pgBouncer while the primary is dead
+    pooled.start()
     result = ha.cli("failover")
+    returned = time.monotonic()
     assert result.returncode == 0, result.stderr
+    pooled.join(30)
+    assert pooled.done is not None, pooled.failures[-3:]
+    # pgBouncer failed its login to the dead primary; it must not then wait its default
+    # 15 s (server_login_retry) before trying the new one
+    assert pooled.done - returned < 3, f"pgBouncer's client waited {pooled.done - returned:.1f} s after the failover"
+    assert -4 in stored_ids(ha, new.name)
     assert nodes(ha)[0].name == new.name
     assert not set(writer.committed) - stored_ids(ha, new.name)
     assert_follows(ha, nodes(ha)[1], nodes(ha)[0])

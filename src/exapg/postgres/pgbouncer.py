@@ -75,6 +75,9 @@ def ini(
             f"default_pool_size = {default_pool_size}",
             "server_check_query = select 1",
             "server_connect_timeout = 5",
+            # after a failed login (a primary just died) retry in 1 s, not pgBouncer's 15 s:
+            # once a failover repoints pgBouncer its clients get the new primary at once
+            "server_login_retry = 1",
             "query_wait_timeout = 60",
             "ignore_startup_parameters = extra_float_digits,options",
             "log_connections = 0",
