@@ -550,10 +550,11 @@ def rerun_lines(r: dict[str, Any]) -> list[str]:
     prev = r.get("roles_previous_run")
     if not prev:
         return []
-    rerun = next(x for x in r.get("reruns", []) if "roles" in x["sections"])
-    return [f"These switchover and failover rounds are a second run of this section alone ({rerun['started']} to "
-            f"{rerun.get('finished', '?')}, on a stack of its own loaded the same way), made to add the writer "
-            "that bypasses pgBouncer. The first run, with the rest of the figures above, measured: switchover "
+    rerun = [x for x in r.get("reruns", []) if "roles" in x["sections"]][-1]
+    why = rerun.get("why", "to add the writer that bypasses pgBouncer")
+    return [f"These switchover and failover rounds are a run of this section alone ({rerun['started']} to "
+            f"{rerun.get('finished', '?')}, on a stack of its own loaded the same way), made {why}. The run "
+            "before it measured: switchover "
             f"command {secs(prev['switchover']['median_command_seconds'])}, longest gap "
             f"{secs(prev['switchover']['median_writes_unavailable_seconds'])}; failover command "
             f"{secs(prev['failover']['median_command_seconds'])}, kill to first commit through pgBouncer "
@@ -663,6 +664,7 @@ def main() -> None:
     parser.add_argument("--role-rounds", type=int, default=3)
     parser.add_argument("--output", default="results.json")
     parser.add_argument("--report", action="store_true", help="only write results.md from the --output file")
+    parser.add_argument("--why", default="", help="with --sections: what the re-run is for (in the report)")
     parser.add_argument("--sections", default="backup,restore,roles",
                         help="a subset re-runs only those into the existing --output file (the old ones kept "
                              "as <name>_previous_run)")
@@ -683,7 +685,8 @@ def main() -> None:
     if partial:
         results = {**json.loads((HERE / args.output).read_text()), "output": args.output}
         results.setdefault("reruns", []).append({"sections": sections, "started": now, "sf": args.sf,
-                                                 "role_rounds": args.role_rounds, "rounds": args.rounds})
+                                                 "role_rounds": args.role_rounds, "rounds": args.rounds,
+                                                 **({"why": args.why} if args.why else {})})
         for name in sections:
             results[f"{name}_previous_run"] = results.pop(name, None)
             results["load_average"][f"{name}_previous_run"] = results["load_average"].pop(name, None)
