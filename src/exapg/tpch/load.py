@@ -1,11 +1,11 @@
 """Load TPC-H into PostgreSQL: DuckDB generates it, COPY streams it in.
 
-Each table leaves DuckDB as CSV through a named pipe (no data file on disk) and goes
-into PostgreSQL with `COPY ... FROM STDIN`. Everything is built in the schema
-`tpch_load`; only when every table, key, index and statistic is in place is the old
-`tpch` schema dropped and `tpch_load` renamed to `tpch`, in one transaction, with the
-marker table `tpch.exapg_tpch_load` written last. An interrupted load therefore leaves
-only a `tpch_load` schema that nothing trusts and the next load drops.
+Each table leaves DuckDB as CSV (or in PostgreSQL's text format) through a named pipe
+(no data file on disk) and goes into PostgreSQL with `COPY ... FROM STDIN`. Everything
+is built in the schema `tpch_load`; only when every table, key, index and statistic is
+in place is the old `tpch` schema dropped and `tpch_load` renamed to `tpch`, in one
+transaction, with the marker table `tpch.exapg_tpch_load` written last. An interrupted
+load therefore leaves only a `tpch_load` schema that nothing trusts and the next load drops.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -148,28 +148,16 @@ def load(
                 session.execute("BEGIN")
                 for table in frozen & set(tables):
                     create_table(session, table, columnar)
-        copy_all(sessions, shares, scale_factor, layout, frozen, rows, seconds, progress, say)
-        for session in sessions:
-            if session.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                session.execute("COMMIT")
-
-        say("building keys and indexes")
-        started = time.perf_counter()
-        build_indexes(sessions, layout, citus, columnar)
-        seconds["indexes"] = time.perf_counter() - started
-        started = time.perf_counter()
-        if layout.freeze and not citus:
-            # the rows are frozen and the pages all-visible already: statistics are all that is left
-            say("collecting statistics (ANALYZE)")
-            in_parallel(sessions, [sql.SQL("ANALYZE {}.{}").format(ident(STAGING), ident(t)) for t in TABLES])
+        if citus:
+            copy_all(sessions, shares, scale_factor, layout, frozen, rows, seconds, progress, say, None)
+            build_citus(conn, layout, columnar, seconds, say)
         else:
-            # VACUUM as well as ANALYZE: freshly copied rows have no hint bits and no visibility
-            # map, so the first queries would pay for setting them (writing pages while reading)
-            # and autovacuum would soon scan every table anyway, in the middle of the workload.
-            say("vacuuming and collecting statistics (VACUUM ANALYZE)")
-            for table in TABLES:
-                conn.execute(sql.SQL("VACUUM (FREEZE, ANALYZE) {}.{}").format(ident(STAGING), ident(table)))
-        seconds["analyze"] = time.perf_counter() - started
+            builds = Builds(build_jobs(layout, columnar), TABLES, say)
+            copy_all(sessions, shares, scale_factor, layout, frozen, rows, seconds, progress, say, builds)
+            seconds.update(builds.phases())
+            for table in PRIMARY_KEYS:
+                conn.execute(sql.SQL("ALTER TABLE {}.{} ADD CONSTRAINT {} PRIMARY KEY USING INDEX {}").format(
+                    ident(STAGING), ident(table), ident(f"{table}_pkey"), ident(f"{table}_pkey")))
     except BaseException:
         if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             conn.execute("ROLLBACK")  # the other sessions roll back as they close
@@ -202,8 +190,13 @@ def reopen(conn: psycopg.Connection) -> psycopg.Connection:
 def for_loading(session: psycopg.Connection) -> None:
     """Settings of a loading session only: an index build may use every parallel worker
     the server has (the server's own default leaves half of them to queries)."""
-    session.execute("SELECT set_config('max_parallel_maintenance_workers', current_setting('max_parallel_workers'), "
-                    "false)")
+    parallel_builds(session, True)
+
+
+def parallel_builds(session: psycopg.Connection, parallel: bool) -> None:
+    """Index builds on `session` with as many parallel workers as the server has, or none."""
+    session.execute("SELECT set_config('max_parallel_maintenance_workers', "
+                    "CASE WHEN %s THEN current_setting('max_parallel_workers') ELSE '0' END, false)", (parallel,))
 
 
 def share_out(tables: list[str], sessions: int) -> list[list[str]]:
@@ -225,10 +218,12 @@ def create_table(conn: psycopg.Connection, table: str, columnar: bool) -> None:
 
 def copy_all(sessions: list[psycopg.Connection], shares: list[list[str]], scale_factor: float,
              layout: Layout, frozen: set[str], rows: dict[str, int], seconds: dict[str, float],
-             progress: Progress | None, say: Callable[[str], None]) -> None:
+             progress: Progress | None, say: Callable[[str], None], builds: Builds | None) -> None:
     """Generate the data (in parts above SF 1) and copy each part's tables, each session its share.
-    `seconds` gets each table's copy time (per session, so they overlap), and the wall time
-    of generating ("generate") and of copying ("copy"): all sessions together."""
+    Once a session's share of the last part is in, it commits and, given `builds`, goes on to
+    build keys and indexes of what is copied. `seconds` gets each table's copy time (per
+    session, so they overlap), and the wall time of generating ("generate") and of copying
+    ("copy", until the last table is in): all sessions together."""
     steps = generation_steps(scale_factor)
     source = duck.connect()
     try:
@@ -237,57 +232,184 @@ def copy_all(sessions: list[psycopg.Connection], shares: list[list[str]], scale_
                 part = f" (part {step + 1} of {steps})" if steps > 1 else ""
                 say(f"generating TPC-H data at scale factor {scale_factor:g}{part} (DuckDB dbgen)")
                 started = time.perf_counter()
+                source.execute(f"SET threads = {os.cpu_count() or 1}")
                 generate(source, scale_factor, steps, step)
                 seconds["generate"] = seconds.get("generate", 0.0) + time.perf_counter() - started
+                # DuckDB writes a table into its pipe only as fast as PostgreSQL reads it: a
+                # worker thread blocked on one session's pipe must not leave another session's
+                # table without one, so the copies get a thread per CPU per session
+                source.execute(f"SET threads = {copy_threads(len(sessions))}")
 
-                def copy_share(session: psycopg.Connection, tables: list[str]) -> None:
-                    for table in tables:
-                        started = time.perf_counter()
-                        rows[table] += copy_table(session, source, table, Path(pipes), scale_factor, progress,
-                                                  rows[table], query=layout.order.get(table),
-                                                  freeze=table in frozen)
-                        seconds[table] += time.perf_counter() - started
+                last = step == steps - 1
+                copied_at: list[float] = []
+
+                def copy_share(session: psycopg.Connection, tables: list[str], last: bool = last,
+                               copied_at: list[float] = copied_at) -> None:
+                    try:
+                        for table in tables:
+                            started = time.perf_counter()
+                            rows[table] += copy_table(session, source, table, Path(pipes), scale_factor, progress,
+                                                      rows[table], query=layout.order.get(table),
+                                                      freeze=table in frozen, fmt=layout.copy_format)
+                            seconds[table] += time.perf_counter() - started
+                        if last and session.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                            session.execute("COMMIT")
+                        copied_at.append(time.perf_counter())
+                    except BaseException:
+                        if builds:
+                            builds.fail()  # the other sessions stop waiting for these tables
+                        raise
+                    if last and builds:
+                        builds.copied(tables)
+                        builds.work(session)
 
                 started = time.perf_counter()
                 run_together([functools.partial(copy_share, s, t) for s, t in zip(sessions, shares, strict=True)])
-                seconds["copy"] = seconds.get("copy", 0.0) + time.perf_counter() - started
+                seconds["copy"] = seconds.get("copy", 0.0) + max(copied_at) - started
                 for table in TABLES:
                     source.execute(f"DROP TABLE {table}")  # our own constant names; frees the part
     finally:
         source.close()
 
 
-def build_indexes(sessions: list[psycopg.Connection], layout: Layout, citus: bool, columnar: bool) -> None:
-    """Primary keys (as unique indexes, attached at the end) and the layout's indexes, the
-    largest first, spread over the sessions, each with the columns the layout has it carry.
-    Citus makes keys of distributed tables itself, one statement at a time, without them.
-    Columnar tables take no BRIN index (only B-tree and hash): their stripes keep each
-    column's minimum and maximum, which skips blocks the same way."""
+@dataclass(frozen=True)
+class Build:
+    """A statement that builds part of a copied table: a key or an index, or its statistics."""
+
+    table: str
+    weight: int  # the larger, the earlier (rows at SF 1)
+    statement: sql.Composed
+    statistics: bool = False
+
+
+def build_jobs(layout: Layout, columnar: bool) -> list[Build]:
+    """Primary keys (as unique indexes, attached once all is built) and the layout's indexes,
+    each with the columns the layout has it carry; then each table's statistics: ANALYZE
+    alone after COPY FREEZE (rows frozen, pages all-visible), otherwise VACUUM (FREEZE,
+    ANALYZE): freshly copied rows have no hint bits and no visibility map, so the first
+    queries would pay for setting them (writing pages while reading), and autovacuum would
+    soon scan every table anyway, in the middle of the workload. Columnar tables take no
+    BRIN index (only B-tree and hash): their stripes keep each column's minimum and
+    maximum, which skips blocks the same way."""
     ident = sql.Identifier
-    indexes = [(t, c, m) for t, c, m in layout.indexes()
-               if not (m == "brin" and columnar and t in FACT_TABLES)]
-    if citus:  # built after the data, as every other index
-        indexes += [(t, c, "btree") for t, all_cols in CITUS_INDEXES.items() for c in all_cols]
-    if citus:
-        for table, key_columns in PRIMARY_KEYS.items():
-            sessions[0].execute(sql.SQL("ALTER TABLE {}.{} ADD PRIMARY KEY ({})").format(
-                ident(STAGING), ident(table), sql.SQL(", ").join(map(ident, key_columns))))
-        for table, columns, method in indexes:
-            sessions[0].execute(index_statement(table, columns, method))
-        return
-    statements: list[tuple[int, sql.Composed]] = []
+    jobs: list[Build] = [Build(table, ROWS_SF1[table], sql.SQL("CREATE UNIQUE INDEX {} ON {}.{} ({}){}").format(
+                ident(f"{table}_pkey"), ident(STAGING), ident(table), sql.SQL(", ").join(map(ident, key_columns)),
+                carried(layout, table, key_columns)))
+            for table, key_columns in PRIMARY_KEYS.items()]
+    jobs += [Build(table, ROWS_SF1[table] // (10 if method == "brin" else 1),
+                   index_statement(table, columns, method, carried(layout, table, columns)))
+             for table, columns, method in indexes_of(layout, columnar)]
+    statistics = "ANALYZE {}.{}" if layout.freeze else "VACUUM (FREEZE, ANALYZE) {}.{}"
+    jobs += [Build(table, ROWS_SF1[table], sql.SQL(statistics).format(ident(STAGING), ident(table)), statistics=True)
+             for table in TABLES]
+    return jobs
+
+
+def indexes_of(layout: Layout, columnar: bool) -> list[tuple[str, tuple[str, ...], str]]:
+    """The layout's indexes but the primary keys, less BRIN on columnar tables."""
+    return [(t, c, m) for t, c, m in layout.indexes() if not (m == "brin" and columnar and t in FACT_TABLES)]
+
+
+class Builds:
+    """Keys, indexes and statistics, built by the loading sessions as the tables come in.
+
+    A session whose share of the tables is copied goes on to whatever is ready while the
+    others still copy (on a small machine, lineitem's copy leaves a CPU free long after the
+    other tables are in): indexes before statistics, the largest first. A table's
+    statistics wait for its indexes, as ANALYZE and CREATE INDEX on one table lock each
+    other out. The times of the last copy, index and statistics make the load's phases."""
+
+    def __init__(self, jobs: list[Build], tables: Iterable[str], say: Callable[[str], None]) -> None:
+        self.pending = sorted(jobs, key=lambda job: (job.statistics, -job.weight))
+        self.uncopied = set(tables)
+        self.indexing: dict[str, int] = dict.fromkeys(self.uncopied, 0)  # index builds running per table
+        self.changed = threading.Condition()
+        self.failed = False
+        self.say = say
+        self.copied_at = self.indexed_at = self.analyzed_at = 0.0
+        self.serial: set[psycopg.Connection] = set()  # sessions set to build without parallel workers
+
+    def copied(self, tables: list[str]) -> None:
+        with self.changed:
+            self.uncopied -= set(tables)
+            if not self.uncopied:
+                self.copied_at = time.perf_counter()
+                self.say("building keys and indexes, collecting statistics")
+            self.changed.notify_all()
+
+    def fail(self) -> None:
+        with self.changed:
+            self.failed = True
+            self.changed.notify_all()
+
+    def ready(self) -> Build | None:
+        for job in self.pending:
+            if job.table in self.uncopied:
+                continue
+            if job.statistics and (self.indexing[job.table]
+                                   or any(j.table == job.table and not j.statistics for j in self.pending)):
+                continue
+            return job
+        return None
+
+    def work(self, session: psycopg.Connection) -> None:
+        """Build on `session` until nothing is left to start (or another session failed)."""
+        while True:
+            with self.changed:
+                job = None
+                while not self.failed and self.pending and (job := self.ready()) is None:
+                    self.changed.wait()
+                if job is None:
+                    return
+                self.pending.remove(job)
+                if not job.statistics:
+                    self.indexing[job.table] += 1
+                alone = bool(self.uncopied)
+            try:
+                if alone != (session in self.serial):
+                    # while others still copy, an index build takes no parallel workers (the
+                    # copies have the other CPUs); after that, as many as the server has
+                    parallel_builds(session, not alone)
+                    (self.serial.add if alone else self.serial.discard)(session)
+                session.execute(job.statement)
+            except BaseException:
+                self.fail()
+                raise
+            with self.changed:
+                if job.statistics:
+                    self.analyzed_at = time.perf_counter()
+                else:
+                    self.indexing[job.table] -= 1
+                    self.indexed_at = time.perf_counter()
+                self.changed.notify_all()
+
+    def phases(self) -> dict[str, float]:
+        """Wall time from the last copy to the last index ("indexes"), then to the last
+        statistics ("analyze"); the smaller tables' builds ran during the copy phase."""
+        indexed = max(self.indexed_at, self.copied_at)
+        return {"indexes": indexed - self.copied_at, "analyze": max(self.analyzed_at, indexed) - indexed}
+
+
+def build_citus(conn: psycopg.Connection, layout: Layout, columnar: bool, seconds: dict[str, float],
+                say: Callable[[str], None]) -> None:
+    """Keys, indexes and statistics of distributed tables: Citus makes its shards' keys and
+    indexes itself, one statement at a time; the tables were not copied frozen."""
+    ident = sql.Identifier
+    say("building keys and indexes")
+    started = time.perf_counter()
     for table, key_columns in PRIMARY_KEYS.items():
-        statements.append((ROWS_SF1[table], sql.SQL("CREATE UNIQUE INDEX {} ON {}.{} ({}){}").format(
-            ident(f"{table}_pkey"), ident(STAGING), ident(table), sql.SQL(", ").join(map(ident, key_columns)),
-            carried(layout, table, key_columns))))
+        conn.execute(sql.SQL("ALTER TABLE {}.{} ADD PRIMARY KEY ({})").format(
+            ident(STAGING), ident(table), sql.SQL(", ").join(map(ident, key_columns))))
+    indexes = indexes_of(layout, columnar)
+    indexes += [(t, c, "btree") for t, all_cols in CITUS_INDEXES.items() for c in all_cols]
     for table, columns, method in indexes:
-        statements.append((ROWS_SF1[table] // (10 if method == "brin" else 1),
-                           index_statement(table, columns, method, carried(layout, table, columns))))
-    statements.sort(key=lambda pair: -pair[0])
-    in_parallel(sessions, [statement for _, statement in statements])
-    for table in PRIMARY_KEYS:
-        sessions[0].execute(sql.SQL("ALTER TABLE {}.{} ADD CONSTRAINT {} PRIMARY KEY USING INDEX {}").format(
-            ident(STAGING), ident(table), ident(f"{table}_pkey"), ident(f"{table}_pkey")))
+        conn.execute(index_statement(table, columns, method))
+    seconds["indexes"] = time.perf_counter() - started
+    say("vacuuming and collecting statistics (VACUUM ANALYZE)")
+    started = time.perf_counter()
+    for table in TABLES:
+        conn.execute(sql.SQL("VACUUM (FREEZE, ANALYZE) {}.{}").format(ident(STAGING), ident(table)))
+    seconds["analyze"] = time.perf_counter() - started
 
 
 def index_statement(table: str, columns: tuple[str, ...], method: str,
@@ -301,22 +423,6 @@ def carried(layout: Layout, table: str, columns: tuple[str, ...]) -> sql.Composa
     """The INCLUDE clause of the index on `columns` of `table`, if the layout gives it one."""
     extra = layout.include.get((table, columns))
     return sql.SQL(" INCLUDE ({})").format(sql.SQL(", ").join(map(sql.Identifier, extra))) if extra else sql.SQL("")
-
-
-def in_parallel(sessions: list[psycopg.Connection], statements: list[sql.Composed]) -> None:
-    """Run the statements in order, each on the next free session."""
-    queue = list(reversed(statements))
-    lock = threading.Lock()
-
-    def worker(session: psycopg.Connection) -> None:
-        while True:
-            with lock:
-                if not queue:
-                    return
-                statement = queue.pop()
-            session.execute(statement)
-
-    run_together([functools.partial(worker, s) for s in sessions])
 
 
 def run_together(jobs: list[Callable[[], None]]) -> None:
@@ -358,6 +464,11 @@ def distribute(conn: psycopg.Connection) -> None:
                          (name, placement.column, colocate))
 
 
+def copy_threads(sessions: int) -> int:
+    """DuckDB's threads while copying (generating takes one per CPU, more only slows it)."""
+    return (os.cpu_count() or 1) * sessions
+
+
 def generation_steps(scale_factor: float) -> int:
     """dbgen holds what it generates in memory: above SF_PER_STEP it makes the data in parts
     (dbgen's children/step: the same rows, region and nation in the first part only)."""
@@ -373,11 +484,11 @@ def generate(source: Any, scale_factor: float, steps: int, step: int) -> None:
 
 def copy_table(conn: psycopg.Connection, source: Any, table: str, pipes: Path, scale_factor: float,
                progress: Progress | None, before: int = 0, *, query: str | None = None,
-               freeze: bool = False) -> int:
+               freeze: bool = False, fmt: str = "csv") -> int:
     """Stream one table from DuckDB to PostgreSQL through a named pipe; returns its rows
     (`before`: rows of earlier parts, for the progress bar). `query`: DuckDB's query giving
     the rows in the order to write them (otherwise the table as generated); `freeze`: COPY
-    FREEZE (the table was made in this transaction)."""
+    FREEZE (the table was made in this transaction); `fmt`: "csv" or "text" (Layout.copy_format)."""
     fifo = pipes / f"{table}.csv"
     os.mkfifo(fifo, 0o600)
     failure: list[BaseException] = []
@@ -386,7 +497,9 @@ def copy_table(conn: psycopg.Connection, source: Any, table: str, pipes: Path, s
     def produce() -> None:
         try:
             rows = f"({query})" if query else table  # our own constant names and queries
-            cursor.execute(f"COPY {rows} TO '{fifo}' (FORMAT csv, HEADER false)")
+            # DuckDB writes PostgreSQL's text format as CSV with a tab and no quote character
+            written = "FORMAT csv, HEADER false" + (", DELIMITER '\t', QUOTE ''" if fmt == "text" else "")
+            cursor.execute(f"COPY {rows} TO '{fifo}' ({written})")
         except BaseException as exc:
             failure.append(exc)
             with open(fifo, "wb", buffering=0):  # unblock a reader still waiting to open
@@ -396,8 +509,8 @@ def copy_table(conn: psycopg.Connection, source: Any, table: str, pipes: Path, s
     writer.start()
     expected = expected_rows(table, scale_factor)
     done = 0
-    target = sql.SQL("COPY {}.{} FROM STDIN (FORMAT csv{})").format(
-        sql.Identifier(STAGING), sql.Identifier(table), sql.SQL(", FREEZE" if freeze else ""))
+    target = sql.SQL("COPY {}.{} FROM STDIN (FORMAT {}{})").format(
+        sql.Identifier(STAGING), sql.Identifier(table), sql.SQL(fmt), sql.SQL(", FREEZE" if freeze else ""))
     try:
         with open(fifo, "rb") as stream, conn.cursor() as cur, cur.copy(target) as copy:
             while chunk := stream.read(CHUNK):
