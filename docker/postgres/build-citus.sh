@@ -9,14 +9,21 @@ set -Eeuo pipefail
 
 mode=$1 version=$2 local_tree=$3 dest=$4
 archive="https://github.com/citusdata/citus/archive/refs/tags/v${version}.tar.gz"
+release=${CITUS_RELEASE_DIR:-/src/release}  # where the archive is unpacked
 mkdir -p "$dest/usr/share/exapg"
 
 log() { printf 'build-citus: %s\n' "$*" >&2; }
 
+# Prints the unpacked tree, or nothing: called as `from_release || ...`, where bash ignores
+# `set -e`, so each failure is checked here.
 from_release() {
-    mkdir -p /src/release
-    curl -fsSL --retry 2 --connect-timeout 15 "$archive" | tar -xz -C /src/release --strip-components=1
-    echo /src/release
+    mkdir -p "$release"
+    if curl -fsSL --retry 2 --connect-timeout 15 "$archive" | tar -xz -C "$release" --strip-components=1 \
+        && [[ -x "$release/configure" ]]; then
+        echo "$release"
+    else
+        return 1
+    fi
 }
 
 pick_source() {

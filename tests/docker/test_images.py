@@ -105,6 +105,31 @@ def test_postgres_image_compiles_citus_in_a_builder_stage():
     assert "releases" not in script and "archive/refs/tags/v${version}.tar.gz" in script
 
 
+@pytest.mark.parametrize("mode, code, citus", [("auto", 0, "none"), ("release", 1, None)])
+def test_citus_builder_without_a_source_or_a_network(tmp_path, mode, code, citus):
+    """No local tree and the release archive out of reach (a curl that cannot resolve, as in
+    a container without internet access): `auto` builds the image without Citus and says
+    so; `release` fails. Neither goes on to compile a tree that is not there."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    curl = bin_dir / "curl"
+    curl.write_text("#!/bin/sh\necho 'curl: (6) Could not resolve host: github.com' >&2\nexit 6\n")
+    curl.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "CITUS_RELEASE_DIR": str(tmp_path / "release")}
+    result = subprocess.run(["bash", str(DOCKER / "postgres" / "build-citus.sh"), mode, "13.2.2",
+                             str(tmp_path / "no-tree"), str(tmp_path / "out")],
+                            capture_output=True, text=True, env=env, timeout=60, check=False)
+    assert result.returncode == code, result.stderr
+    assert "configure: No such file" not in result.stderr
+    assert "could not be downloaded" in result.stderr
+    marker = tmp_path / "out" / "usr" / "share" / "exapg" / "citus"
+    if citus:
+        assert marker.read_text().strip() == citus
+        assert "building the image without Citus" in result.stderr
+    else:
+        assert "no Citus source for CITUS_SOURCE=release" in result.stderr
+
+
 def test_frontend_is_served_by_unprivileged_nginx():
     steps = instructions("Dockerfile.mgmt-frontend")
     assert ("COPY", "frontend/dist/ /usr/share/nginx/html/") in steps
