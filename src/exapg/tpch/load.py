@@ -327,7 +327,6 @@ class Builds:
         self.failed = False
         self.say = say
         self.copied_at = self.indexed_at = self.analyzed_at = 0.0
-        self.serial: set[psycopg.Connection] = set()  # sessions set to build without parallel workers
 
     def copied(self, tables: list[str]) -> None:
         with self.changed:
@@ -353,7 +352,9 @@ class Builds:
         return None
 
     def work(self, session: psycopg.Connection) -> None:
-        """Build on `session` until nothing is left to start (or another session failed)."""
+        """Build on `session` until nothing is left to start (or another session failed).
+        The session comes with parallel index builds on (for_loading)."""
+        parallel = True
         while True:
             with self.changed:
                 job = None
@@ -366,11 +367,11 @@ class Builds:
                     self.indexing[job.table] += 1
                 alone = bool(self.uncopied)
             try:
-                if alone != (session in self.serial):
+                if parallel == alone:
                     # while others still copy, an index build takes no parallel workers (the
                     # copies have the other CPUs); after that, as many as the server has
-                    parallel_builds(session, not alone)
-                    (self.serial.add if alone else self.serial.discard)(session)
+                    parallel = not alone
+                    parallel_builds(session, parallel)
                 session.execute(job.statement)
             except BaseException:
                 self.fail()
