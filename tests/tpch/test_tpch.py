@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from exapg.errors import ExaPGError
 from exapg.postgres.conn import connect
+from exapg.tpch import duck, load
 from tests.conftest import EXAPG, cli_environment, new_state_dir, run_cli, stack_environment
 from tests.e2e.browser import log_in, shot
 
@@ -187,9 +189,13 @@ def test_a_stopped_stack_is_a_clear_error(make_stack):
         assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_an_interrupted_load_leaves_nothing_trusted(ha_stack, loaded):
-    """Killed in the middle of COPY: the previous complete load is still what is used."""
-    process = subprocess.Popen([*EXAPG, "sample", "tpch", "--sf", "0.1"], env=cli_environment(ha_stack.env),
+def test_an_interrupted_load_leaves_nothing_trusted(ha_stack, loaded, tmp_path):
+    """Killed in the middle of COPY: the previous complete load is still what is used, and
+    DuckDB's spool files (nameless) leave nothing in the temporary directory."""
+    spool = tmp_path / "tmp"
+    spool.mkdir()
+    process = subprocess.Popen([*EXAPG, "sample", "tpch", "--sf", "0.1"],
+                               env={**cli_environment(ha_stack.env), "TMPDIR": str(spool)},
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         with connect(ha_stack.coordinator) as conn:
@@ -204,6 +210,7 @@ def test_an_interrupted_load_leaves_nothing_trusted(ha_stack, loaded):
         process.wait(30)
     finally:
         process.kill()
+    assert list(spool.iterdir()) == []
     with connect(ha_stack.coordinator) as conn:
         assert conn.execute("SELECT scale_factor FROM tpch.exapg_tpch_load").fetchone()[0] == 0.01
         assert conn.execute("SELECT count(*) FROM tpch.lineitem").fetchone()[0] == LINEITEM_SF001
@@ -223,3 +230,28 @@ def test_pgbench_through_pgbouncer_and_direct(ha_stack):
     assert rows["direct"]["port"] == ha_stack.settings.coordinator_port
     assert rows["pgbouncer"]["tps"] > 0 and rows["direct"]["tps"] > 0
     assert rows["pgbouncer"]["failed"] == 0 and rows["direct"]["failed"] == 0
+
+
+def test_a_generator_failing_mid_table_fails_the_copy_with_no_rows_in(ha_stack):
+    """DuckDB fails after writing part of a table: the COPY ends in error, not with the rows
+    read so far, and the error names the table."""
+    # one thread reads the rows in order, and SF 0.1 is large enough for DuckDB to write
+    # some before it meets the failing ones
+    source = duck.connect(1)
+    source.execute("CALL dbgen(sf = 0.1)")
+    failing = ("SELECT * REPLACE (CASE WHEN l_orderkey < 500000 THEN l_comment ELSE error('generator broke') END "
+               "AS l_comment) FROM lineitem")
+    seen: list[int] = []
+    with connect(ha_stack.coordinator) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {load.STAGING} CASCADE")
+        conn.execute(f"CREATE SCHEMA {load.STAGING}")
+        try:
+            load.create_table(conn, "lineitem", False)
+            with pytest.raises(ExaPGError, match="generating table lineitem failed: .*generator broke"):
+                load.copy_table(conn, source, "lineitem", 0.1, lambda _t, done, _e: seen.append(done),
+                                query=failing, fmt="text")
+            assert seen and seen[-1] > 0  # rows went into the COPY before the failure
+            assert conn.execute(f"SELECT count(*) FROM {load.STAGING}.lineitem").fetchone()[0] == 0
+        finally:
+            conn.execute(f"DROP SCHEMA {load.STAGING} CASCADE")
+            source.close()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
 from exapg.tpch import load
@@ -35,3 +38,35 @@ def test_the_parts_add_up_to_the_whole():
     parts.close()
     assert total == expected
     assert expected["lineitem"][0] == 60_175 and expected["nation"][0] == 25
+
+
+def test_following_a_file_reads_what_is_written_until_the_writer_is_done(tmp_path):
+    """The COPY reads DuckDB's spool file as it grows: an empty read is a pause, not the end."""
+    path = tmp_path / "spool"
+    path.write_bytes(b"")
+    written = threading.Event()
+    parts = [b"1|a\n", b"2|b\n3|", b"c\n"]
+
+    def writer() -> None:
+        with open(path, "ab", buffering=0) as out:
+            for part in parts:
+                time.sleep(0.1)  # the reader meets the end of the file between parts
+                out.write(part)
+        written.set()
+
+    thread = threading.Thread(target=writer)
+    with open(path, "rb") as stream:
+        thread.start()
+        got = b"".join(load.following(stream, written, wait=0.01))
+    thread.join()
+    assert got == b"".join(parts)
+
+
+def test_following_ends_at_once_when_the_writer_is_done_and_all_is_read(tmp_path):
+    path = tmp_path / "spool"
+    path.write_bytes(b"x" * (load.CHUNK + 10))
+    written = threading.Event()
+    written.set()
+    with open(path, "rb") as stream:
+        chunks = list(load.following(stream, written, wait=60))
+    assert [len(c) for c in chunks] == [load.CHUNK, 10]
