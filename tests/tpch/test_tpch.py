@@ -247,7 +247,7 @@ def test_a_generator_failing_mid_table_fails_the_copy_with_no_rows_in(ha_stack):
         conn.execute(f"CREATE SCHEMA {load.STAGING}")
         try:
             load.create_table(conn, "lineitem", False)
-            with pytest.raises(ExaPGError, match="generating table lineitem failed: .*generator broke"):
+            with pytest.raises(ExaPGError, match=r"generating table lineitem failed: .*generator broke"):
                 load.copy_table(conn, source, "lineitem", 0.1, lambda _t, done, _e: seen.append(done),
                                 query=failing, fmt="text")
             assert seen and seen[-1] > 0  # rows went into the COPY before the failure
