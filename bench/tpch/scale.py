@@ -8,7 +8,8 @@ database file, memory capped), and both servers' answers are checked against its
 
 Steps: DuckDB (answers, times) -> both servers loaded once each (stock the plain way,
 ExaPG by `exapg sample tpch`) -> both restarted -> one untimed pass on each -> `--repeat`
-timed passes, the servers alternating query by query. Peak memory in use on the machine
+timed passes, the servers alternating query by query -> EXPLAIN (ANALYZE, BUFFERS) of the
+queries ExaPG runs slower than stock, on both, into plans/. Peak memory in use on the machine
 (MemTotal - MemAvailable) is sampled every second through each phase. Growth is reported
 against results-sf1.json of run.py (x10 data: how many times the time).
 
@@ -33,7 +34,7 @@ sys.path.insert(0, str(HERE.parent.parent))
 sys.path.insert(0, str(HERE))
 
 import psycopg  # noqa: E402
-from run import both_servers, check, gm, prepare, suite, timed_load  # noqa: E402
+from run import both_servers, check, gm, prepare, save_plans, suite, timed_load  # noqa: E402
 
 from exapg.tpch import duck  # noqa: E402
 from exapg.tpch.check import render  # noqa: E402
@@ -161,6 +162,9 @@ def main() -> None:
         g = results["geometric_mean"]
         results["speedup_geometric_mean"] = g["stock"] / g["exapg"] if g["stock"] and g["exapg"] else None
         print(f"geometric means: {g}", flush=True)
+        # what holds ExaPG back where it is slower than stock
+        results["plans_saved_for"] = save_plans({"stock": stock_conn, "exapg": exapg_conn}, texts, medians,
+                                                args.sf, below=1.0)
         sf1 = HERE / args.sf1
         if sf1.exists():
             results["growth_from_sf1"] = {"against": args.sf1, **growth(results, json.loads(sf1.read_text()))}
