@@ -486,51 +486,45 @@ def copy_table(conn: psycopg.Connection, source: Any, table: str, scale_factor: 
     waiting on a full pipe spin: they took CPU the server's COPY needed (measured by hand
     on lineitem at SF 1: 8.6 s of DuckDB CPU into a file, 11 to 17.5 s into a pipe)."""
     with tempfile.TemporaryFile(prefix=f"exapg-tpch-{table}-") as spool:
-        return spool_copy(conn, source, spool, table, scale_factor, progress, before, query, freeze, fmt)
+        path = f"/proc/self/fd/{spool.fileno()}"
+        written = threading.Event()
+        failure: list[BaseException] = []
+        cursor = source.cursor()
 
+        def produce() -> None:
+            try:
+                rows = f"({query})" if query else table  # our own constant names and queries
+                # DuckDB writes PostgreSQL's text format as CSV with a tab and no quote character;
+                # into the file itself (by default it writes a file beside it and renames it at the end)
+                options = "FORMAT csv, HEADER false, USE_TMP_FILE false" + (
+                    ", DELIMITER '\t', QUOTE ''" if fmt == "text" else "")
+                cursor.execute(f"COPY {rows} TO '{path}' ({options})")
+            except BaseException as exc:
+                failure.append(exc)
+            finally:
+                written.set()
 
-def spool_copy(conn: psycopg.Connection, source: Any, spool: Any, table: str, scale_factor: float,
-               progress: Progress | None, before: int, query: str | None, freeze: bool, fmt: str) -> int:
-    """copy_table's work, through `spool`: an open temporary file."""
-    path = f"/proc/self/fd/{spool.fileno()}"
-    written = threading.Event()
-    failure: list[BaseException] = []
-    cursor = source.cursor()
-
-    def produce() -> None:
+        writer = threading.Thread(target=produce, name=f"tpch-{table}", daemon=True)
+        writer.start()
+        expected = expected_rows(table, scale_factor)
+        done = 0
+        target = sql.SQL("COPY {}.{} FROM STDIN (FORMAT {}{})").format(
+            sql.Identifier(STAGING), sql.Identifier(table), sql.SQL(fmt), sql.SQL(", FREEZE" if freeze else ""))
         try:
-            rows = f"({query})" if query else table  # our own constant names and queries
-            # DuckDB writes PostgreSQL's text format as CSV with a tab and no quote character;
-            # into the file itself (by default it writes a file beside it and renames it at the end)
-            options = "FORMAT csv, HEADER false, USE_TMP_FILE false" + (
-                ", DELIMITER '\t', QUOTE ''" if fmt == "text" else "")
-            cursor.execute(f"COPY {rows} TO '{path}' ({options})")
-        except BaseException as exc:
-            failure.append(exc)
+            with conn.cursor() as cur, cur.copy(target) as copy:
+                for chunk in following(spool, written):
+                    copy.write(chunk)
+                    done += chunk.count(b"\n")
+                    if progress:
+                        progress(table, before + done, expected)
+                if failure:  # raised inside the COPY, so it ends in error: no partial table
+                    raise ExaPGError(f"generating table {table} failed: {str(failure[0]).splitlines()[0]}")
         finally:
-            written.set()
-
-    writer = threading.Thread(target=produce, name=f"tpch-{table}", daemon=True)
-    writer.start()
-    expected = expected_rows(table, scale_factor)
-    done = 0
-    target = sql.SQL("COPY {}.{} FROM STDIN (FORMAT {}{})").format(
-        sql.Identifier(STAGING), sql.Identifier(table), sql.SQL(fmt), sql.SQL(", FREEZE" if freeze else ""))
-    try:
-        with conn.cursor() as cur, cur.copy(target) as copy:
-            for chunk in following(spool, written):
-                copy.write(chunk)
-                done += chunk.count(b"\n")
-                if progress:
-                    progress(table, before + done, expected)
-            if failure:  # raised inside the COPY, so it ends in error: no partial table
-                raise ExaPGError(f"generating table {table} failed: {str(failure[0]).splitlines()[0]}")
-    finally:
-        if writer.is_alive():
-            cursor.interrupt()  # the COPY failed or was interrupted: DuckDB stops writing
-        writer.join(timeout=30)
-        cursor.close()
-    return done
+            if writer.is_alive():
+                cursor.interrupt()  # the COPY failed or was interrupted: DuckDB stops writing
+            writer.join(timeout=30)
+            cursor.close()
+        return done
 
 
 def following(stream: Any, written: threading.Event, wait: float = 0.02) -> Iterator[bytes]:
