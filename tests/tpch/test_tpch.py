@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -87,6 +89,41 @@ def test_lineitems_covering_indexes_make_the_hot_sums_index_only(ha_stack, loade
     assert not any(d.endswith("(l_suppkey)") for d in definitions.values()), definitions
     assert "Index Only Scan using lineitem_pkey" in per_order and "Heap Fetches: 0" in per_order, per_order
     assert "Index Only Scan using lineitem_l_partkey" in per_part and "Heap Fetches: 0" in per_part, per_part
+
+
+def test_in_parts_the_fact_tables_keep_one_date_order_across_the_parts(ha_stack, tmp_path, monkeypatch):
+    """Above SF 1 the data is generated in parts (here SF 0.01 in 3). orders and lineitem
+    still go in in one date order over the whole table, not part by part; the stash they
+    wait in is gone once loaded."""
+    monkeypatch.setattr(load, "SF_PER_STEP", 0.004)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    target = dataclasses.replace(ha_stack.coordinator, dbname="exapg_tpch_parts")
+    with connect(ha_stack.coordinator) as conn:
+        conn.execute("DROP DATABASE IF EXISTS exapg_tpch_parts")
+        conn.execute("CREATE DATABASE exapg_tpch_parts")
+    try:
+        said: list[str] = []
+        with connect(target, statement_timeout_ms=0) as conn:
+            data = load.load(conn, 0.01, stage=said.append)
+            backwards = {table: conn.execute(
+                f"SELECT count(*) FROM (SELECT d < lag(d) OVER (ORDER BY ctid) AS back FROM ({dated}) s) b WHERE back"
+            ).fetchone()[0] for table, dated in (
+                ("orders", "SELECT ctid, o_orderdate AS d FROM tpch.orders"),
+                ("lineitem", "SELECT l.ctid, o.o_orderdate AS d FROM tpch.lineitem l "
+                             "JOIN tpch.orders o ON o.o_orderkey = l.l_orderkey"))}
+            # an order's lines stay together: as many runs of one order key as orders
+            runs, orders = conn.execute(
+                "SELECT count(*) FILTER (WHERE before IS DISTINCT FROM l_orderkey), count(DISTINCT l_orderkey) "
+                "FROM (SELECT l_orderkey, lag(l_orderkey) OVER (ORDER BY ctid) AS before FROM tpch.lineitem) s"
+            ).fetchone()
+    finally:
+        with connect(ha_stack.coordinator) as conn:
+            conn.execute("DROP DATABASE exapg_tpch_parts WITH (FORCE)")
+    assert "generating TPC-H data at scale factor 0.01 (part 3 of 3) (DuckDB dbgen)" in said
+    assert "copying orders and lineitem in date order (3 slices of dates)" in said
+    assert data.rows["lineitem"] == LINEITEM_SF001 and data.rows["orders"] == 15_000
+    assert backwards == {"orders": 0, "lineitem": 0} and runs == orders == 15_000
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_the_plain_layout_is_there_for_comparison(ha_stack, loaded):

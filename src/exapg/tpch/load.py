@@ -11,15 +11,19 @@ load therefore leaves only a `tpch_load` schema that nothing trusts and the next
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import functools
+import itertools
 import json
 import math
 import os
+import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -27,7 +31,17 @@ from psycopg import sql
 
 from exapg.errors import ExaPGError, InvalidParameterError
 from exapg.tpch import duck
-from exapg.tpch.schema import CITUS_INDEXES, CITUS_PLACEMENT, EXAPG, FACT_TABLES, LAYOUTS, PRIMARY_KEYS, TABLES, Layout
+from exapg.tpch.schema import (
+    CITUS_INDEXES,
+    CITUS_PLACEMENT,
+    EXAPG,
+    FACT_TABLES,
+    LAYOUTS,
+    PRIMARY_KEYS,
+    TABLES,
+    DateOrder,
+    Layout,
+)
 
 SCHEMA = "tpch"
 STAGING = "tpch_load"
@@ -35,6 +49,8 @@ MARKER = "exapg_tpch_load"
 CHUNK = 1 << 20
 SF_PER_STEP = 1.0  # the DuckDB memory of one part: that of SF 1
 MAX_SCALE = 1000.0
+STASH_PREFIX = "exapg-tpch-stash-"
+STASH_MEMORY = "4GB"  # DuckDB's memory above SF 1, where the stash is a file
 
 # Rows per table at scale factor 1 (region and nation do not scale).
 ROWS_SF1 = {"region": 5, "nation": 25, "supplier": 10_000, "customer": 150_000, "part": 200_000,
@@ -218,37 +234,44 @@ def create_table(conn: psycopg.Connection, table: str, columnar: bool) -> None:
 def copy_all(sessions: list[psycopg.Connection], shares: list[list[str]], scale_factor: float,
              layout: Layout, frozen: set[str], rows: dict[str, int], seconds: dict[str, float],
              progress: Progress | None, say: Callable[[str], None], builds: Builds | None) -> None:
-    """Generate the data (in parts above SF 1) and copy each part's tables, each session its share.
-    Once a session's share of the last part is in, it commits and, given `builds`, goes on to
-    build keys and indexes of what is copied. `seconds` gets each table's copy time (per
-    session, so they overlap), and the wall time of generating ("generate") and of copying
-    ("copy", until the last table is in): all sessions together."""
+    """Generate the data (in parts above SF 1) and copy it, each session its share of the
+    tables, in rounds: one per part, then, above SF 1, one for the tables in date order,
+    which wait in a stash until every part is made (their order holds across the whole
+    table, not part by part). In the last round, once a session's share is in, it commits
+    and, given `builds`, goes on to build keys and indexes of what is copied. `seconds` gets
+    each table's copy time (per session, so they overlap), and the wall time of generating
+    ("generate") and of copying ("copy", until the last table is in): all sessions together."""
     steps = generation_steps(scale_factor)
-    source = duck.connect()
-    try:
+    stashed = dict(layout.order) if steps > 1 else {}
+    with contextlib.ExitStack() as stack:
+        folder = stack.enter_context(stash_folder()) if stashed else None
+        source = duck.connect()
+        stack.callback(source.close)  # before the stash's folder goes
         source.execute(f"SET threads = {os.cpu_count() or 1}")
-        for step in range(steps):
-            part = f" (part {step + 1} of {steps})" if steps > 1 else ""
-            say(f"generating TPC-H data at scale factor {scale_factor:g}{part} (DuckDB dbgen)")
-            started = time.perf_counter()
-            generate(source, scale_factor, steps, step)
-            seconds["generate"] = seconds.get("generate", 0.0) + time.perf_counter() - started
+        if folder:
+            source.execute(f"SET temp_directory = '{folder}'")  # a path tempfile made
+            # the stash would otherwise stay cached up to DuckDB's default, 80% of the memory:
+            # a part in memory and the sort of a slice take about 3.5 GB at SF 1 each
+            source.execute(f"SET memory_limit = '{STASH_MEMORY}'")
+            source.execute(f"ATTACH '{folder}/stash.duckdb' AS stash")
 
-            last = step == steps - 1
-            copied_at: list[float] = []
+        def copy_round(queries: Mapping[str, Sequence[str | None]], last: bool,
+                       also: Sequence[Callable[[], None]]) -> None:
+            """Copy `queries`' rows into their tables (None: the table as generated), each
+            session its share, while `also` runs."""
+            ended: list[float] = []
 
-            def copy_share(session: psycopg.Connection, tables: list[str], last: bool = last,
-                           copied_at: list[float] = copied_at) -> None:
+            def copy_share(session: psycopg.Connection, tables: list[str]) -> None:
                 try:
                     for table in tables:
                         started = time.perf_counter()
-                        rows[table] += copy_table(session, source, table, scale_factor, progress,
-                                                  rows[table], query=layout.order.get(table),
-                                                  freeze=table in frozen, fmt=layout.copy_format)
+                        for query in queries.get(table, ()):
+                            rows[table] += copy_table(session, source, table, scale_factor, progress, rows[table],
+                                                      query=query, freeze=table in frozen, fmt=layout.copy_format)
                         seconds[table] += time.perf_counter() - started
                     if last and session.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                         session.execute("COMMIT")
-                    copied_at.append(time.perf_counter())
+                    ended.append(time.perf_counter())
                 except BaseException:
                     if builds:
                         builds.fail()  # the other sessions stop waiting for these tables
@@ -257,13 +280,93 @@ def copy_all(sessions: list[psycopg.Connection], shares: list[list[str]], scale_
                     builds.copied(tables)
                     builds.work(session)
 
+            def timed(job: Callable[[], None]) -> None:
+                job()
+                ended.append(time.perf_counter())
+
             started = time.perf_counter()
-            run_together([functools.partial(copy_share, s, t) for s, t in zip(sessions, shares, strict=True)])
-            seconds["copy"] = seconds.get("copy", 0.0) + max(copied_at) - started
+            run_together([functools.partial(copy_share, s, t) for s, t in zip(sessions, shares, strict=True)]
+                         + [functools.partial(timed, job) for job in also])
+            seconds["copy"] = seconds.get("copy", 0.0) + max(ended) - started
+
+        for step in range(steps):
+            part = f" (part {step + 1} of {steps})" if steps > 1 else ""
+            say(f"generating TPC-H data at scale factor {scale_factor:g}{part} (DuckDB dbgen)")
+            started = time.perf_counter()
+            generate(source, scale_factor, steps, step)
+            seconds["generate"] = seconds.get("generate", 0.0) + time.perf_counter() - started
+            queries = {t: [ordered(layout.order[t]) if t in layout.order else None] for t in TABLES if t not in stashed}
+            also = [functools.partial(stash, source, stashed, step == 0)] if stashed else []
+            copy_round(queries, step == steps - 1 and not stashed, also)
             for table in TABLES:
                 source.execute(f"DROP TABLE {table}")  # our own constant names; frees the part
+        if stashed:
+            say(f"copying {' and '.join(stashed)} in date order ({steps} slices of dates)")
+            copy_round({t: date_slices(source, t, order, steps) for t, order in stashed.items()}, True, [])
+
+
+def ordered(order: DateOrder, table: str | None = None, since: dt.date | None = None,
+            until: dt.date | None = None) -> str:
+    """DuckDB's query giving a table's rows in `order`: those just generated, or those of
+    `table` in the stash dated from `since` to before `until`."""
+    if table is None:
+        return f"SELECT * EXCLUDE (exapg_date) FROM ({order.dated}) ORDER BY exapg_date, {order.then}"
+    # our own constant names; the dates are date objects, written as ISO dates
+    return (f"SELECT * EXCLUDE (exapg_date) FROM stash.{table} WHERE exapg_date >= DATE '{since}' "
+            f"AND exapg_date < DATE '{until}' ORDER BY exapg_date, {order.then}")
+
+
+def stash(source: Any, tables: dict[str, DateOrder], first: bool) -> None:
+    """Keep the part just generated of `tables` in the stash (a DuckDB database file), each
+    part sorted by date: a slice of dates then reads only the blocks that hold those dates."""
+    cursor = source.cursor()
+    try:
+        for table, order in tables.items():
+            rows = f"SELECT * FROM ({order.dated}) ORDER BY exapg_date"  # our own constant names
+            cursor.execute(f"CREATE TABLE stash.{table} AS {rows}" if first else f"INSERT INTO stash.{table} {rows}")
     finally:
-        source.close()
+        cursor.close()
+
+
+def date_slices(source: Any, table: str, order: DateOrder, slices: int) -> list[str]:
+    """Queries giving the stashed rows of `table` in `order`, in `slices` consecutive ranges
+    of dates of equal length (TPC-H spreads its dates evenly: about one part's rows each)."""
+    first, last = source.execute(f"SELECT min(exapg_date), max(exapg_date) FROM stash.{table}").fetchone()
+    if first is None:
+        return []
+    days = (last - first).days + 1
+    bounds = [first + dt.timedelta(days=days * i // slices) for i in range(slices + 1)]
+    return [ordered(order, table, since, until) for since, until in itertools.pairwise(bounds) if since < until]
+
+
+@contextlib.contextmanager
+def stash_folder() -> Iterator[str]:
+    """A folder in the temporary directory for the stash, removed after the load. One left
+    by a load that was killed is removed by the next load (its process is gone)."""
+    remove_stale_stashes(Path(tempfile.gettempdir()))
+    with tempfile.TemporaryDirectory(prefix=f"{STASH_PREFIX}{os.getpid()}-") as folder:
+        yield folder
+
+
+def remove_stale_stashes(root: Path) -> list[Path]:
+    """Remove the stash folders in `root` whose load's process no longer runs; return them."""
+    stale = []
+    for path in root.glob(f"{STASH_PREFIX}*-*"):
+        pid = path.name.removeprefix(STASH_PREFIX).split("-")[0]
+        if pid.isdigit() and path.is_dir() and not process_exists(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+            stale.append(path)
+    return stale
+
+
+def process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's
+    return True
 
 
 @dataclass(frozen=True)
@@ -420,7 +523,7 @@ def carried(layout: Layout, table: str, columns: tuple[str, ...]) -> sql.Composa
     return sql.SQL(" INCLUDE ({})").format(sql.SQL(", ").join(map(sql.Identifier, extra))) if extra else sql.SQL("")
 
 
-def run_together(jobs: list[Callable[[], None]]) -> None:
+def run_together(jobs: Sequence[Callable[[], None]]) -> None:
     """Run the jobs in threads (one runs in this thread); raise the first failure once all ended."""
     failures: list[BaseException] = []
 

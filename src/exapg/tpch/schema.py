@@ -59,6 +59,17 @@ FACT_TABLES = ("lineitem", "orders")  # stored with columnar under --columnar
 
 
 @dataclass(frozen=True)
+class DateOrder:
+    """Rows written in the order of a date. `dated` is DuckDB's query giving the table's
+    rows with that date as one more column, `exapg_date` (a join, when the date is another
+    table's); `then` orders the rows of one date. The loader sorts by both, and above SF 1
+    slices the table by `exapg_date` (see load.copy_all)."""
+
+    dated: str
+    then: str
+
+
+@dataclass(frozen=True)
 class Layout:
     """How the loader lays the tables out on disk and how it loads them.
 
@@ -68,7 +79,10 @@ class Layout:
     - the fact tables are written in date order (orders by order date, lineitem by the date
       of its order, an order's lines together), so each block holds a narrow range of dates
       and a block-range (BRIN) index of a few kilobytes lets a scan skip every block outside
-      a query's dates (ship, commit and receipt dates follow the order date within months);
+      a query's dates (ship, commit and receipt dates follow the order date within months).
+      The order holds across the whole table at any scale factor: above SF 1, where the
+      data is generated in parts, the fact tables wait in a DuckDB file until every part is
+      made, then go in by slices of dates;
     - every table is created and filled in one transaction with COPY FREEZE: its rows are
       frozen and its pages marked all-visible as they are written, so no VACUUM pass
       rewrites them afterwards and no query pays for setting hint bits;
@@ -85,7 +99,7 @@ class Layout:
     """
 
     name: str
-    order: dict[str, str]  # table -> the DuckDB query giving its rows in the order they are written
+    order: dict[str, DateOrder]  # table -> the date order its rows are written in
     btree: dict[str, tuple[tuple[str, ...], ...]]
     brin: dict[str, tuple[str, ...]]  # table -> its columns in one block-range index
     sessions: int  # at most this many sessions load at once (capped by the CPUs)
@@ -109,11 +123,11 @@ PLAIN = Layout("plain", order={}, btree=INDEXES, brin={}, sessions=1, freeze=Fal
 EXAPG = Layout(
     "exapg",
     order={
-        "orders": "SELECT * FROM orders ORDER BY o_orderdate, o_orderkey",
+        "orders": DateOrder("SELECT *, o_orderdate AS exapg_date FROM orders", "o_orderkey"),
         # an order's lines stay together (a lookup by order key reads one block), in the
         # order of the order's date: ship, commit and receipt dates follow it within months
-        "lineitem": "SELECT l.* FROM lineitem l JOIN orders o ON o.o_orderkey = l.l_orderkey "
-                    "ORDER BY o.o_orderdate, l.l_orderkey, l.l_linenumber",
+        "lineitem": DateOrder("SELECT l.*, o.o_orderdate AS exapg_date FROM lineitem l "
+                              "JOIN orders o ON o.o_orderkey = l.l_orderkey", "l_orderkey, l_linenumber"),
     },
     btree={**INDEXES, "orders": (("o_custkey",),), "lineitem": (("l_partkey", "l_suppkey"),)},
     brin={"orders": ("o_orderdate",), "lineitem": ("l_shipdate", "l_receiptdate", "l_commitdate")},
