@@ -243,6 +243,7 @@ def copy_all(sessions: list[psycopg.Connection], shares: list[list[str]], scale_
     ("generate") and of copying ("copy", until the last table is in): all sessions together."""
     steps = generation_steps(scale_factor)
     stashed = dict(layout.order) if steps > 1 else {}
+    remove_stale_stashes(Path(tempfile.gettempdir()))
     with contextlib.ExitStack() as stack:
         folder = stack.enter_context(stash_folder()) if stashed else None
         source = duck.connect()
@@ -341,9 +342,8 @@ def date_slices(source: Any, table: str, order: DateOrder, slices: int) -> list[
 
 @contextlib.contextmanager
 def stash_folder() -> Iterator[str]:
-    """A folder in the temporary directory for the stash, removed after the load. One left
-    by a load that was killed is removed by the next load (its process is gone)."""
-    remove_stale_stashes(Path(tempfile.gettempdir()))
+    """A folder in the temporary directory for the stash, removed after the load (one left by
+    a load that was killed goes with the next load: remove_stale_stashes)."""
     with tempfile.TemporaryDirectory(prefix=f"{STASH_PREFIX}{os.getpid()}-") as folder:
         yield folder
 
