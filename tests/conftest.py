@@ -7,6 +7,7 @@ kill or promote, torn down (with their data) at the end of the test.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import socket
@@ -70,9 +71,11 @@ def stack_environment(state_dir: Path, **overrides: str) -> dict[str, str]:
 
 
 def new_state_dir() -> Path:
-    """Short paths: unix socket paths are limited to about 100 bytes."""
+    """Short paths: unix socket paths are limited to about 100 bytes. The folder goes when
+    the process ends (the stack in it is down by then)."""
     path = Path(tempfile.mkdtemp(prefix="exapg-t-", dir="/tmp"))
     path.chmod(0o755)
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
     return path / "stack"
 
 
