@@ -148,6 +148,16 @@ class StockServer:
         run([str(self.bins("pg_ctl")), "start", "-D", str(self.datadir), "-w", "-l", str(self.root / "log"),
              "-o", f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"], timeout=120, user=self.user)
 
+    def resume(self) -> None:
+        """Start again after halt()."""
+        run([str(self.bins("pg_ctl")), "start", "-D", str(self.datadir), "-w", "-l", str(self.root / "log"),
+             "-o", f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"], timeout=300, user=self.user)
+
+    def halt(self) -> None:
+        """Stop, keeping the data (stop() removes it)."""
+        run([str(self.bins("pg_ctl")), "stop", "-D", str(self.datadir), "-m", "fast", "-w"],
+            timeout=300, user=self.user)
+
     def restart(self) -> None:
         run([str(self.bins("pg_ctl")), "restart", "-D", str(self.datadir), "-w", "-m", "fast", "-l",
              str(self.root / "log"), "-o", f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"],

@@ -115,12 +115,51 @@ def growth(results: dict, sf1: dict) -> dict:
     return out
 
 
+def drop_page_cache() -> None:
+    """Start cold: write out and drop the kernel's cached file pages (root only)."""
+    os.sync()
+    Path("/proc/sys/vm/drop_caches").write_text("3\n")
+
+
+def alone(env: dict[str, str], stock: Any, url: str, texts: dict[int, str], args: argparse.Namespace,
+          answers: dict[int, str]) -> tuple[dict[str, dict[int, float | None]], int]:
+    """Each server timed with the other stopped and the page cache dropped first, as on a
+    machine of its own: one untimed pass, then the timed ones. Leaves both stopped."""
+    medians: dict[str, dict[int, float | None]] = {}
+    peak_bytes = 0
+    stock.halt()
+    check(run_cli("stop", env=env, timeout=900))
+    for name in ("exapg", "stock"):
+        if name == "exapg":
+            check(run_cli("up", env=env, timeout=900))
+            conn = psycopg.connect(url, autocommit=True)
+        else:
+            stock.resume()
+            conn = stock.connect()
+        prepare(conn)
+        drop_page_cache()
+        with PeakMemory() as peak:
+            suite({name: conn}, texts, args.sf, 1, log="[warm-up] ", answers=answers)
+            medians.update(suite({name: conn}, texts, args.sf, args.repeat, answers=answers))
+        peak_bytes = max(peak_bytes, peak.peak)
+        conn.close()
+        if name == "exapg":
+            check(run_cli("stop", env=env, timeout=900))
+        else:
+            stock.halt()
+    return medians, peak_bytes
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sf", type=float, default=10.0)
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--duck-memory", default="8GB")
     parser.add_argument("--sf1", default="results-sf1.json", help="run.py's results to compare with (in bench/tpch)")
+    parser.add_argument("--alone", action="store_true",
+                        help="time each server with the other stopped and the page cache dropped (by default "
+                             "they run side by side, alternating query by query, sharing the memory)")
+    parser.add_argument("--name", default=None, help="results file name (default results-sf<SF>.json)")
     args = parser.parse_args()
     texts = duck.queries()
     results: dict[str, Any] = {"scale_factor": args.sf, "repeat": args.repeat,
@@ -147,16 +186,22 @@ def main() -> None:
                                      for n, c in (("stock", stock_conn), ("exapg", exapg_conn))}
         exapg_conn.close()
         stock_conn.close()
+        if args.alone:
+            medians, results["queries_peak_memory_bytes"] = alone(env, stock, url, texts, args, answers)
+            results["alone"] = True
         stock.restart()
         check(run_cli("restart", env=env, timeout=900))
         exapg_conn = psycopg.connect(url, autocommit=True)
         stock_conn = stock.connect()
         for conn in (stock_conn, exapg_conn):
             prepare(conn)
-        with PeakMemory() as peak:
-            suite({"stock": stock_conn, "exapg": exapg_conn}, texts, args.sf, 1, log="[warm-up] ", answers=answers)
-            medians = suite({"stock": stock_conn, "exapg": exapg_conn}, texts, args.sf, args.repeat, answers=answers)
-        results["queries_peak_memory_bytes"] = peak.peak
+        if not args.alone:
+            with PeakMemory() as peak:
+                suite({"stock": stock_conn, "exapg": exapg_conn}, texts, args.sf, 1, log="[warm-up] ",
+                      answers=answers)
+                medians = suite({"stock": stock_conn, "exapg": exapg_conn}, texts, args.sf, args.repeat,
+                                answers=answers)
+            results["queries_peak_memory_bytes"] = peak.peak
         results["queries"] = medians
         results["geometric_mean"] = {n: gm(m) for n, m in medians.items()}
         g = results["geometric_mean"]
@@ -171,7 +216,7 @@ def main() -> None:
         results["load_average_end"] = os.getloadavg()
         exapg_conn.close()
         stock_conn.close()
-    name = f"results-sf{args.sf:g}.json"
+    name = args.name or f"results-sf{args.sf:g}.json"
     (HERE / name).write_text(json.dumps(results, indent=2, default=str) + "\n")
     print(f"written {HERE / name}")
 
