@@ -139,6 +139,17 @@ def find_program(*candidates: str | Path) -> str | None:
     return None
 
 
+def pid_alive(pid: int) -> bool:
+    """A process with this pid exists (another user's included)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def wait_until(check: Callable[[], bool], timeout: float, interval: float = 0.1) -> bool:
     """Call `check` until it returns True (True) or `timeout` seconds have passed (False);
     it is always called at least once, and once more at the deadline."""

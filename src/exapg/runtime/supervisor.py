@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from exapg.errors import CommandError, MissingDependencyError, OperationTimeoutError
-from exapg.proc import ServiceUser, find_program, run, wait_until
+from exapg.proc import ServiceUser, find_program, pid_alive, run, wait_until
 from exapg.runtime import processes
 from exapg.runtime.base import Program
 
@@ -220,7 +220,7 @@ class Supervisor:
             return False
         pid = self._pid()
         self._proxy().supervisor.shutdown()
-        if pid and not wait_until(lambda: not _alive(pid), timeout, interval=0.05):
+        if pid and not wait_until(lambda: not pid_alive(pid), timeout, interval=0.05):
             raise OperationTimeoutError(f"supervisord (pid {pid}) did not stop in {timeout:.0f}s")
         return True
 
@@ -241,18 +241,8 @@ def reap_orphans(marker: str, timeout: float = 10) -> list[int]:
     for pid in found:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
-    wait_until(lambda: not any(_alive(pid) for pid in found), timeout, interval=0.05)
+    wait_until(lambda: not any(pid_alive(pid) for pid in found), timeout, interval=0.05)
     for pid in found:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

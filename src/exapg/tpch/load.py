@@ -30,6 +30,7 @@ import psycopg
 from psycopg import sql
 
 from exapg.errors import ExaPGError, InvalidParameterError
+from exapg.proc import pid_alive
 from exapg.tpch import duck
 from exapg.tpch.schema import (
     CITUS_INDEXES,
@@ -353,20 +354,10 @@ def remove_stale_stashes(root: Path) -> list[Path]:
     stale = []
     for path in root.glob(f"{STASH_PREFIX}*-*"):
         pid = path.name.removeprefix(STASH_PREFIX).split("-")[0]
-        if pid.isdigit() and path.is_dir() and not process_exists(int(pid)):
+        if pid.isdigit() and path.is_dir() and not pid_alive(int(pid)):
             shutil.rmtree(path, ignore_errors=True)
             stale.append(path)
     return stale
-
-
-def process_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's
-    return True
 
 
 @dataclass(frozen=True)
