@@ -60,7 +60,7 @@ def ensure(stack: Stack, topology: Topology, secrets: Secrets, restart: bool = F
         if SUPERVISOR_STATES.get(info.state) in (ServiceState.STOPPED, ServiceState.FAILED):
             control.start_process(name)
             actions.append(f"{name}: was {info.state.lower()}, started again")
-    wait_healthy(stack, programs)
+    wait_healthy(stack, programs, control)
     return actions
 
 
@@ -72,7 +72,7 @@ def restart(stack: Stack, topology: Topology, name: str) -> list[str]:
         return []
     program = next(p for p in supervised_programs.for_topology(stack, topology) if p.name == name)
     control.restart_process(name)
-    wait_healthy(stack, [program])
+    wait_healthy(stack, [program], control)
     return [f"{name}: restarted"]
 
 
@@ -85,15 +85,23 @@ def shutdown(stack: Stack) -> list[str]:
     return []
 
 
-def wait_healthy(stack: Stack, programs: list[Program]) -> None:
+def wait_healthy(stack: Stack, programs: list[Program], control: Supervisor) -> None:
+    """Until every program answers its health check and the supervisor counts it running
+    (up for longer than startsecs): a `status` right after `up` says running, not starting."""
     timeout = stack.settings.start_timeout
     deadline = time.monotonic() + timeout  # one budget for them all
     for program in programs:
         left = max(0.0, deadline - time.monotonic())
-        if not wait_until(lambda: healthy(stack, program), left, interval=0.05):  # noqa: B023
+        if not wait_until(lambda: healthy(stack, program) and settled(control, program.name),  # noqa: B023
+                          left, interval=0.05):
             raise OperationTimeoutError(
                 f"{program.name} is not healthy after {timeout:.0f}s: see {stack.log_file(program.name)}"
             )
+
+
+def settled(control: Supervisor, name: str) -> bool:
+    info = control.processes().get(name)
+    return info is not None and info.state == "RUNNING"
 
 
 def healthy(stack: Stack, program: Program) -> bool:
