@@ -246,7 +246,9 @@ def copy_all(sessions: list[psycopg.Connection], shares: list[list[str]], scale_
     stashed = dict(layout.order) if steps > 1 else {}
     remove_stale_stashes(Path(tempfile.gettempdir()))
     with contextlib.ExitStack() as stack:
-        folder = stack.enter_context(stash_folder()) if stashed else None
+        # a killed load leaves its folder behind: the next load removes it (remove_stale_stashes)
+        folder = (stack.enter_context(tempfile.TemporaryDirectory(prefix=f"{STASH_PREFIX}{os.getpid()}-"))
+                  if stashed else None)
         source = duck.connect()
         stack.callback(source.close)  # before the stash's folder goes
         source.execute(f"SET threads = {os.cpu_count() or 1}")
@@ -334,19 +336,9 @@ def date_slices(source: Any, table: str, order: DateOrder, slices: int) -> list[
     """Queries giving the stashed rows of `table` in `order`, in `slices` consecutive ranges
     of dates of equal length (TPC-H spreads its dates evenly: about one part's rows each)."""
     first, last = source.execute(f"SELECT min(exapg_date), max(exapg_date) FROM stash.{table}").fetchone()
-    if first is None:
-        return []
     days = (last - first).days + 1
     bounds = [first + dt.timedelta(days=days * i // slices) for i in range(slices + 1)]
     return [ordered(order, table, since, until) for since, until in itertools.pairwise(bounds) if since < until]
-
-
-@contextlib.contextmanager
-def stash_folder() -> Iterator[str]:
-    """A folder in the temporary directory for the stash, removed after the load (one left by
-    a load that was killed goes with the next load: remove_stale_stashes)."""
-    with tempfile.TemporaryDirectory(prefix=f"{STASH_PREFIX}{os.getpid()}-") as folder:
-        yield folder
 
 
 def remove_stale_stashes(root: Path) -> list[Path]:
