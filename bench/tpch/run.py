@@ -145,11 +145,10 @@ class StockServer:
         run([str(self.bins("initdb")), "-D", str(self.datadir), "-U", "postgres", "--auth=trust",
              "--encoding=UTF8", "--locale=C.UTF-8"],
             timeout=120, user=self.user)
-        run([str(self.bins("pg_ctl")), "start", "-D", str(self.datadir), "-w", "-l", str(self.root / "log"),
-             "-o", f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"], timeout=120, user=self.user)
+        self.resume()
 
     def resume(self) -> None:
-        """Start again after halt()."""
+        """Start the server start() made (again, after halt())."""
         run([str(self.bins("pg_ctl")), "start", "-D", str(self.datadir), "-w", "-l", str(self.root / "log"),
              "-o", f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"], timeout=300, user=self.user)
 
@@ -168,8 +167,7 @@ class StockServer:
 
     def stop(self) -> None:
         try:
-            run([str(self.bins("pg_ctl")), "stop", "-D", str(self.datadir), "-m", "fast", "-w"],
-                timeout=120, user=self.user)
+            self.halt()
         except Exception as exc:
             print(f"stopping the stock server: {exc}")
         subprocess.run(["rm", "-rf", str(self.root.parent)], check=False)

@@ -125,28 +125,26 @@ def alone(env: dict[str, str], stock: Any, url: str, texts: dict[int, str], args
           answers: dict[int, str]) -> tuple[dict[str, dict[int, float | None]], int]:
     """Each server timed with the other stopped and the page cache dropped first, as on a
     machine of its own: one untimed pass, then the timed ones. Leaves both stopped."""
+    servers = {  # name -> (start, connect, stop)
+        "exapg": (lambda: check(run_cli("up", env=env, timeout=900)),
+                  lambda: psycopg.connect(url, autocommit=True),
+                  lambda: check(run_cli("stop", env=env, timeout=900))),
+        "stock": (stock.resume, stock.connect, stock.halt),
+    }
     medians: dict[str, dict[int, float | None]] = {}
     peak_bytes = 0
-    stock.halt()
-    check(run_cli("stop", env=env, timeout=900))
-    for name in ("exapg", "stock"):
-        if name == "exapg":
-            check(run_cli("up", env=env, timeout=900))
-            conn = psycopg.connect(url, autocommit=True)
-        else:
-            stock.resume()
-            conn = stock.connect()
-        prepare(conn)
-        drop_page_cache()
-        with PeakMemory() as peak:
-            suite({name: conn}, texts, args.sf, 1, log="[warm-up] ", answers=answers)
-            medians.update(suite({name: conn}, texts, args.sf, args.repeat, answers=answers))
+    for _, _, stop in servers.values():
+        stop()
+    for name, (start, connect, stop) in servers.items():
+        start()
+        with connect() as conn:
+            prepare(conn)
+            drop_page_cache()
+            with PeakMemory() as peak:
+                suite({name: conn}, texts, args.sf, 1, log="[warm-up] ", answers=answers)
+                medians.update(suite({name: conn}, texts, args.sf, args.repeat, answers=answers))
         peak_bytes = max(peak_bytes, peak.peak)
-        conn.close()
-        if name == "exapg":
-            check(run_cli("stop", env=env, timeout=900))
-        else:
-            stock.halt()
+        stop()
     return medians, peak_bytes
 
 
