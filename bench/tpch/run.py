@@ -80,6 +80,22 @@ def timed_load(conn: psycopg.Connection, sf: float, layout: Layout, label: str) 
     return result
 
 
+def standby_behind(conn: psycopg.Connection, timeout: float = 600.0) -> float:
+    """Seconds from now until every standby of `conn`'s server has replayed the WAL written
+    until now (a load just ended: how far behind it the standby was)."""
+    started = time.perf_counter()
+    target = conn.execute("SELECT pg_current_wal_lsn()").fetchone()[0]
+    while time.perf_counter() - started < timeout:
+        behind = conn.execute("SELECT count(*) FILTER (WHERE replay_lsn IS NULL OR replay_lsn < %s::pg_lsn), count(*) "
+                              "FROM pg_stat_replication", (target,)).fetchone()
+        if behind[1] == 0:
+            raise RuntimeError("no standby streams from this server")
+        if behind[0] == 0:
+            return time.perf_counter() - started
+        time.sleep(0.05)
+    raise RuntimeError(f"the standby did not replay the load's WAL within {timeout:.0f} s")
+
+
 def median_load(runs: list[dict]) -> dict:
     return {f"median_{key}": statistics.median(run[key] for run in runs)
             for key in ("total_seconds", "generate_seconds", "copy_seconds", "copy_wall_seconds", "index_seconds",
@@ -174,15 +190,16 @@ class StockServer:
 
 
 @contextlib.contextmanager
-def both_servers(**env_extra: str) -> Iterator[tuple[dict[str, str], StockServer, str]]:
-    """A standalone ExaPG stack with the whole machine (as `make up` gives it) and a stock
+def both_servers(mode: str = "standalone", **env_extra: str) -> Iterator[tuple[dict[str, str], StockServer, str]]:
+    """An ExaPG stack of `mode` with the whole machine (as `make up` gives it) and a stock
     server, both running; yields the stack's environment, the stock server and ExaPG's URL.
-    Both are removed at the end."""
+    Both are removed at the end. In mode ha the standby streams from the primary on this
+    same machine: it replays the load's WAL on the cores the load uses."""
     env = stack_environment(new_state_dir(), **env_extra)
     del env["EXAPG_MEMORY_LIMIT"]
     stock = StockServer()
     try:
-        check(run_cli("up", "--mode", "standalone", env=env, timeout=600))
+        check(run_cli("up", "--mode", mode, env=env, timeout=600))
         stock.start()
         creds = json.loads(check(run_cli("credentials", "--json", env=env)).stdout)
         yield env, stock, creds["coordinator_url"]
@@ -437,6 +454,8 @@ def main() -> None:
     parser.add_argument("--loads-only", action="store_true", help="only the alternating loads (a quieter re-run)")
     parser.add_argument("--exapg-sessions", type=int, default=None,
                         help="sessions ExaPG's load uses (default: its layout's, capped by the CPUs)")
+    parser.add_argument("--mode", choices=("standalone", "ha"), default="standalone",
+                        help="ExaPG's mode: ha adds the streaming standby, on this machine too")
     args = parser.parse_args()
 
     texts = duck.queries()
@@ -447,7 +466,8 @@ def main() -> None:
     results["exapg_load_sessions"] = load_sessions(layout)
     results["exapg_copy_format"] = layout.copy_format
     results["exapg_builds_during_copy"] = True  # load.Builds: a table's builds start once it is in
-    with both_servers(MAX_CLIENT_CONN=str(args.clients + 50)) as (env, stock, url):
+    results["exapg_mode"] = args.mode
+    with both_servers(args.mode, MAX_CLIENT_CONN=str(args.clients + 50)) as (env, stock, url):
         exapg_conn = psycopg.connect(url, autocommit=True)
         stock_conn = stock.connect()
         # Loads alternate (stock, ExaPG, stock, ...): noise hits both. Stock gets the plain
@@ -456,6 +476,8 @@ def main() -> None:
         for attempt in range(args.load_runs):
             for name, conn, chosen in (("stock", stock_conn, PLAIN), ("exapg", exapg_conn, layout)):
                 loads[name].append(timed_load(conn, args.sf, chosen, f"{name}, load {attempt + 1}"))
+                if name == "exapg" and args.mode == "ha":
+                    loads[name][-1]["standby_behind_seconds"] = standby_behind(conn)
         results["load"] = {name: {**runs[-1], **median_load(runs), "runs": runs} for name, runs in loads.items()}
         results["load"]["exapg_over_stock_total"] = (  # type: ignore[index]
             results["load"]["exapg"]["median_total_seconds"] / results["load"]["stock"]["median_total_seconds"])
