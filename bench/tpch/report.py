@@ -103,6 +103,7 @@ def main() -> None:
     ci = r["copy_against_insert"]
     lines += load_rows(r)
     lines += load_variants(source)
+    lines += load_cpu(source)
     lines += [
         "",
         f"The same {ci['copy']['rows']:,} lineitem rows into an empty table, one transaction each way: COPY "
@@ -250,6 +251,41 @@ def load_variants(source: Path) -> list[str]:
                          "from a load's end until the standby had replayed the WAL written until then "
                          "(`standby_behind_seconds`).")
     return lines + (["", *notes] if notes else [])
+
+
+OWN_PARTS = {"stock": ("stock: ",), "exapg": ("exapg: ", "standby: ")}  # each load's own server(s)
+
+
+def load_cpu(source: Path) -> list[str]:
+    """Where the loads' CPU went, in the loads-only runs that read it (run.py, cpu.Meter)."""
+    lines: list[str] = []
+    for path in sorted(HERE.glob(f"{source.stem}-loads-*.json")):
+        v = json.loads(path.read_text())
+        runs = {n: [run["cpu_seconds"] for run in v["load"][n]["runs"] if "cpu_seconds" in run]
+                for n in ("stock", "exapg")}
+        if all(runs.values()):
+            lines += cpu_table(path.name, v.get("exapg_mode", "standalone"), runs)
+    return lines
+
+
+def cpu_table(name: str, mode: str, runs: dict[str, list[dict[str, float]]]) -> list[str]:
+    """Medians of CPU seconds per part, a column per server. A server's parts count only in its
+    own loads: the other server's few tenths stay in "machine busy"."""
+    parts = ["bench process (DuckDB, Python)"]
+    for n, prefixes in OWN_PARTS.items():
+        parts += sorted({p for run in runs[n] for p in run if p.startswith(prefixes)})
+    parts += ["other services", "machine busy", "machine capacity"]
+    medians = {(n, part): f"{statistics.median(run.get(part, 0.0) for run in runs[n]):.1f}"
+               for n in OWN_PARTS for part in parts if part.startswith(OWN_PARTS[n]) or ":" not in part}
+    busy = {n: statistics.median(run["machine busy"] / run["machine capacity"] for run in runs[n]) for n in OWN_PARTS}
+    return ["", f"CPU seconds per load in {name} ({mode}), medians of {len(runs['exapg'])} loads each: a server's "
+            "own processes by kind (the archiver with the archive commands it ran), the bench process that "
+            "generates, sorts and sends the rows, the stack's other services, and the whole machine "
+            "(capacity: the load's time on every CPU):", "",
+            "| | stock | ExaPG |", "|---|--:|--:|",
+            *[f"| {part} | {medians.get(('stock', part), '')} | {medians.get(('exapg', part), '')} |"
+              for part in parts],
+            f"| machine busy, share of capacity | {busy['stock']:.0%} | {busy['exapg']:.0%} |"]
 
 
 def other_runs(source: Path, r: dict) -> list[str]:

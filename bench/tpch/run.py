@@ -36,6 +36,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent))
 
 import psycopg  # noqa: E402
+from cpu import Meter  # noqa: E402
 from psycopg import sql  # noqa: E402
 
 from exapg.postgres import hugepages  # noqa: E402
@@ -380,6 +381,16 @@ def postmaster_pid(conn: psycopg.Connection) -> int:
     return int(Path(datadir, "postmaster.pid").read_text().split()[0])
 
 
+def processes(env: dict[str, str], stock_conn: psycopg.Connection) -> tuple[dict[str, int], dict[str, int]]:
+    """The postmasters of the stock server and of ExaPG's nodes (name -> pid), and the
+    stack's other services (name -> pid)."""
+    status = json.loads(check(run_cli("status", "--json", env=env)).stdout)
+    servers = {"stock": postmaster_pid(stock_conn)}
+    servers.update({"exapg" if s["role"] == "coordinator" else s["name"]: s["pid"] for s in status
+                    if s["role"] in ("coordinator", "standby")})
+    return servers, {s["name"]: s["pid"] for s in status if s["role"] not in ("coordinator", "standby") and s["pid"]}
+
+
 def queries_and_ablations(results: dict, env: dict[str, str], stock: StockServer, url: str,
                           exapg_conn: psycopg.Connection, stock_conn: psycopg.Connection,
                           texts: dict[int, str], args: argparse.Namespace) -> None:
@@ -473,9 +484,12 @@ def main() -> None:
         # Loads alternate (stock, ExaPG, stock, ...): noise hits both. Stock gets the plain
         # layout a careful user of a stock server would make; ExaPG its own (schema.Layout).
         loads: dict[str, list[dict]] = {"stock": [], "exapg": []}
+        servers, services = processes(env, stock_conn)
         for attempt in range(args.load_runs):
             for name, conn, chosen in (("stock", stock_conn, PLAIN), ("exapg", exapg_conn, layout)):
+                meter = Meter(servers, services)
                 loads[name].append(timed_load(conn, args.sf, chosen, f"{name}, load {attempt + 1}"))
+                loads[name][-1]["cpu_seconds"] = meter.used()
                 if name == "exapg" and args.mode == "ha":
                     loads[name][-1]["standby_behind_seconds"] = standby_behind(conn)
         results["load"] = {name: {**runs[-1], **median_load(runs), "runs": runs} for name, runs in loads.items()}
