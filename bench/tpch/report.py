@@ -247,10 +247,11 @@ def load_variants(source: Path) -> list[str]:
         behind = [run["standby_behind_seconds"] for run in v["load"]["exapg"]["runs"]
                   if "standby_behind_seconds" in run]
         if behind:
-            notes.append(f"In {path.name}, the standby was at most {max(behind):.1f} s behind ExaPG's loads: the time "
-                         "from a load's end until the standby had replayed the WAL written until then "
-                         "(`standby_behind_seconds`).")
-    return lines + (["", *notes] if notes else [])
+            notes.append(f"{max(behind):.1f} s in {path.name}")
+    if notes:  # run.standby_behind
+        lines += ["", "How far the standby was behind ExaPG's loads, at most: the time from a load's end until the "
+                  f"standby had replayed the WAL written until then (`standby_behind_seconds`): {'; '.join(notes)}."]
+    return lines
 
 
 OWN_PARTS = {"stock": ("stock: ",), "exapg": ("exapg: ", "standby: ")}  # each load's own server(s)

@@ -4,7 +4,8 @@ Same binaries, same data (both loaded by `exapg.tpch.load`), same queries, answe
 checked on both sides. The stock server is `initdb` with its defaults and gets the plain
 layout (one session, B-trees on the keys and dates, VACUUM); ExaPG gets its own layout
 (`exapg sample tpch`: tables in date order, BRIN on the dates, COPY FREEZE, several
-sessions; tpch.schema.Layout). Loads alternate between the two, `--load-runs` times each.
+sessions; tpch.schema.Layout). Loads alternate between the two, `--load-runs` times each,
+each in a process of its own (one_load.py), as `exapg sample tpch` makes it.
 ExaPG also gets the plain layout in schema tpch_plain, to run beside its own: what the
 layout buys. After the loads both servers are restarted and every query runs once
 untimed on each. Queries then alternate between the two servers (one query on one, then
@@ -44,11 +45,12 @@ from exapg.postgres.binaries import find_binaries  # noqa: E402
 from exapg.proc import ServiceUser, run  # noqa: E402
 from exapg.tpch import duck  # noqa: E402
 from exapg.tpch.check import compare  # noqa: E402
-from exapg.tpch.load import LoadedData, copy_rate, load, load_sessions  # noqa: E402
+from exapg.tpch.load import LoadedData, copy_rate, layout_named, load, load_sessions  # noqa: E402
 from exapg.tpch.run import geometric_mean  # noqa: E402
 from exapg.tpch.schema import EXAPG, PLAIN, Layout  # noqa: E402
 from tests.conftest import free_port, new_state_dir, run_cli, stack_environment  # noqa: E402
 
+RESULT = "load result: "  # one_load.py's last line: this, then the figures as JSON
 TIMEOUT_MS = int(os.environ.get("TPCH_TIMEOUT_MS", "300000"))
 # Settings an ExaPG session can set back to the stock value (shared_buffers cannot:
 # whatever the ablations do not explain is shared_buffers and the rest of the file).
@@ -63,6 +65,29 @@ ABLATIONS = {
 
 
 def timed_load(conn: psycopg.Connection, sf: float, layout: Layout, label: str) -> dict:
+    """One load into `conn`'s database, in a process of its own (one_load.py), as `exapg sample
+    tpch` makes it. DuckDB's dbgen is at times slow (about 3 s and 8 CPU seconds more at
+    SF 1), on either side, in a fresh process as well: results.md's column without
+    generation leaves that out."""
+    if replace(layout_named(layout.name), sessions=layout.sessions) != layout:
+        raise ValueError(f"one_load.py rebuilds a layout from its name and sessions only: {layout}")
+    child = subprocess.Popen(
+        [sys.executable, str(HERE / "one_load.py"), conn.info.dsn, str(sf), layout.name, str(layout.sessions), label],
+        env={**os.environ, **({"PGPASSWORD": conn.info.password} if conn.info.password else {})},
+        stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    last = ""
+    for line in child.stdout:
+        if not line.startswith(RESULT):
+            print(line, end="", flush=True)
+        last = line
+    if child.wait() != 0 or not last.startswith(RESULT):
+        raise RuntimeError(f"[{label}] the load failed (exit {child.returncode})")
+    return json.loads(last[len(RESULT):])
+
+
+def measured_load(conn: psycopg.Connection, sf: float, layout: Layout, label: str) -> dict:
+    """A load in this process, and its figures."""
     started = time.perf_counter()
     data: LoadedData = load(conn, sf, layout=layout, stage=lambda text: print(f"[{label}] {text}", flush=True))
     total = time.perf_counter() - started
