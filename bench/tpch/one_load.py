@@ -20,6 +20,8 @@ from exapg.tpch.load import layout_named
 
 
 def main() -> None:
+    if len(sys.argv) != 6:
+        sys.exit(f"usage: {__doc__.strip().splitlines()[-1].strip()}")
     dsn, sf, name, sessions, label = sys.argv[1:]
     layout = replace(layout_named(name), sessions=int(sessions))
     with psycopg.connect(dsn, autocommit=True) as conn:
