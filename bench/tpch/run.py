@@ -145,12 +145,23 @@ def layout_against_plain(url: str, exapg_conn: psycopg.Connection, texts: dict[i
             "layout_buys": g["plain layout"] / g["exapg"] if g["exapg"] and g["plain layout"] else None}
 
 
+def plans_folder(name: str | None) -> Path:
+    """Where a run's plans go: plans/ for the default results file, plans/<name> for a results
+    file named in bench/tpch (less its "results-"), <name>-plans beside one named elsewhere;
+    a run under another name never replaces the plans of the default one."""
+    if name is None:
+        return HERE / "plans"
+    results = HERE / name
+    if results.parent == HERE:
+        return HERE / "plans" / results.stem.removeprefix("results-")
+    return results.with_name(f"{results.stem}-plans")
+
+
 def save_plans(conns: dict[str, psycopg.Connection], texts: dict[int, str], medians: dict[str, dict],
-               sf: float, below: float) -> list[int]:
+               sf: float, below: float, folder: Path) -> list[int]:
     """EXPLAIN (ANALYZE, BUFFERS) of each query ExaPG runs less than `below` times faster than
-    stock, on both servers, into plans/: what holds the geometric mean back."""
-    folder = HERE / "plans"
-    folder.mkdir(exist_ok=True)
+    stock, on both servers, into `folder` (plans_folder): what holds the geometric mean back."""
+    folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob(f"sf{sf:g}-q*.txt"):
         old.unlink()
     slow = [n for n in texts if medians["stock"][n] and medians["exapg"][n]
@@ -453,7 +464,7 @@ def queries_and_ablations(results: dict, env: dict[str, str], stock: StockServer
     print(f"geometric means: {results['geometric_mean']}", flush=True)
 
     results["plans_saved_for"] = save_plans({"stock": stock_conn, "exapg": exapg_conn}, texts, medians,
-                                            args.sf, below=2.0)
+                                            args.sf, below=2.0, folder=plans_folder(args.name))
     results["layout"] = layout_against_plain(url, exapg_conn, texts, args)
     print(f"layout: {results['layout']['geometric_mean']}", flush=True)
     results["ablations"] = ablations(exapg_conn, stock_conn, url, texts, args)

@@ -34,7 +34,7 @@ sys.path.insert(0, str(HERE.parent.parent))
 sys.path.insert(0, str(HERE))
 
 import psycopg  # noqa: E402
-from run import both_servers, check, gm, prepare, save_plans, suite, timed_load  # noqa: E402
+from run import both_servers, check, gm, plans_folder, prepare, save_plans, suite, timed_load  # noqa: E402
 
 from exapg.tpch import duck  # noqa: E402
 from exapg.tpch.check import render  # noqa: E402
@@ -207,7 +207,7 @@ def main() -> None:
         print(f"geometric means: {g}", flush=True)
         # what holds ExaPG back where it is slower than stock
         results["plans_saved_for"] = save_plans({"stock": stock_conn, "exapg": exapg_conn}, texts, medians,
-                                                args.sf, below=1.0)
+                                                args.sf, below=1.0, folder=plans_folder(args.name))
         sf1 = HERE / args.sf1
         if sf1.exists():
             results["growth_from_sf1"] = {"against": args.sf1, **growth(results, json.loads(sf1.read_text()))}
