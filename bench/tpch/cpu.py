@@ -31,43 +31,45 @@ def stat_fields(pid: int) -> list[str]:
 
 def process_seconds(pid: int) -> float:
     """User and system CPU of a process and of the children it has waited for."""
-    return sum(int(f) for f in stat_fields(pid)[11:15]) / TICK  # utime, stime, cutime, cstime
+    return waited_seconds(stat_fields(pid))
 
 
-def children(pid: int) -> list[int]:
-    found = []
+def waited_seconds(fields: list[str]) -> float:
+    return sum(int(f) for f in fields[11:15]) / TICK  # utime, stime, cutime, cstime
+
+
+Table = dict[int, tuple[int, float]]  # pid -> (parent's pid, process_seconds)
+
+
+def process_table() -> Table:
+    """Every process at this moment, read once for a whole reading."""
+    table: Table = {}
     for entry in PROC.iterdir():
         if entry.name.isdigit():
             try:
-                if int(stat_fields(int(entry.name))[1]) == pid:
-                    found.append(int(entry.name))
-            except (OSError, IndexError, ValueError):
+                fields = stat_fields(int(entry.name))
+            except (OSError, IndexError):
                 continue  # ended while we looked
-    return found
+            table[int(entry.name)] = (int(fields[1]), waited_seconds(fields))
+    return table
 
 
-def server_seconds(postmaster: int) -> Counter[str]:
-    """CPU seconds a PostgreSQL server has used so far, by kind of process (KINDS)."""
-    used: Counter[str] = Counter({REST: process_seconds(postmaster)})
-    for child in children(postmaster):
+def children(pid: int, table: Table | None = None) -> list[int]:
+    return [child for child, (parent, _) in (table or process_table()).items() if parent == pid]
+
+
+def server_seconds(postmaster: int, table: Table | None = None) -> Counter[str]:
+    """CPU seconds a PostgreSQL server (or any process and its children) has used so far,
+    by kind of process (KINDS)."""
+    table = table or process_table()
+    used: Counter[str] = Counter({REST: table[postmaster][1]})
+    for child in children(postmaster, table):
         try:
             title = (PROC / str(child) / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            seconds = process_seconds(child)
         except OSError:
-            continue  # it ended: its CPU is now the postmaster's, read above or at the next reading
-        used[next((kind for marker, kind in KINDS if marker in title), REST)] += seconds
+            continue  # it ended: its CPU is the postmaster's at the next reading
+        used[next((kind for marker, kind in KINDS if marker in title), REST)] += table[child][1]
     return used
-
-
-def tree_seconds(pid: int) -> float:
-    """CPU seconds a process and its living children have used so far (a service of the stack)."""
-    total = process_seconds(pid)
-    for child in children(pid):
-        try:
-            total += process_seconds(child)
-        except OSError:
-            continue
-    return total
 
 
 def machine_seconds() -> tuple[float, float]:
@@ -94,10 +96,11 @@ class Meter:
         self.start = self.reading()
 
     def reading(self) -> dict[str, float]:
+        table = process_table()
         values = {"bench process (DuckDB, Python)": own_seconds()}
         for name, pid in self.servers.items():
-            values.update({f"{name}: {kind}": seconds for kind, seconds in server_seconds(pid).items()})
-        values["other services"] = sum(tree_seconds(pid) for pid in self.services.values())
+            values.update({f"{name}: {kind}": seconds for kind, seconds in server_seconds(pid, table).items()})
+        values["other services"] = sum(sum(server_seconds(pid, table).values()) for pid in self.services.values())
         values["machine busy"], values["machine capacity"] = machine_seconds()
         return values
 
