@@ -102,8 +102,9 @@ def main() -> None:
     ]
     ci = r["copy_against_insert"]
     lines += load_rows(r)
-    lines += load_variants(source)
-    lines += load_cpu(source)
+    variants = [(path, json.loads(path.read_text())) for path in sorted(HERE.glob(f"{source.stem}-loads-*.json"))]
+    lines += load_variants(variants)
+    lines += load_cpu(variants)
     lines += [
         "",
         f"The same {ci['copy']['rows']:,} lineitem rows into an empty table, one transaction each way: COPY "
@@ -219,10 +220,9 @@ def load_row(label: str, run: dict, prefix: str) -> str:
             f"| {seconds('copy_seconds')} | {seconds('index_seconds')} | {seconds('analyze_seconds')} | {rate:,.0f} |")
 
 
-def load_variants(source: Path) -> list[str]:
+def load_variants(variants: list[tuple[Path, dict]]) -> list[str]:
     """Loads-only runs of a variant of ExaPG's load (results-sf<SF>-loads-*.json)."""
-    runs = sorted(HERE.glob(f"{source.stem}-loads-*.json"))
-    if not runs:
+    if not variants:
         return []
     lines = ["", "Variants of ExaPG's load, each in a loads-only run (`run.py --loads-only`) with stock alternating. "
              "ExaPG's mode is standalone unless the run says ha: then its standby streams from it on this same "
@@ -233,14 +233,14 @@ def load_variants(source: Path) -> list[str]:
              "| without generation |",
              "|---|---|--:|---|---|--:|--:|"]
     notes: list[str] = []
-    for path in runs:
-        v = json.loads(path.read_text())
+    for path, v in variants:
         times = {n: ", ".join(f"{run['total_seconds']:.1f}" for run in v["load"][n]["runs"])
                  for n in ("exapg", "stock")}
-        every = [run for n in ("exapg", "stock") for run in v["load"][n]["runs"]]
-        served = ({n: statistics.median(run["total_seconds"] - run["generate_seconds"] for run in v["load"][n]["runs"])
-                   for n in ("exapg", "stock")} if all("generate_seconds" in run for run in every) else None)
-        without = f"{served['exapg'] / served['stock']:.2f}x" if served else "-"  # older runs did not time it
+        without = "-"  # older runs did not time the generation
+        if all("generate_seconds" in run for n in ("exapg", "stock") for run in v["load"][n]["runs"]):
+            served = {n: statistics.median(r["total_seconds"] - r["generate_seconds"] for r in v["load"][n]["runs"])
+                      for n in ("exapg", "stock")}
+            without = f"{served['exapg'] / served['stock']:.2f}x"
         lines.append(f"| {path.name} | {v.get('exapg_mode', 'standalone')} | {v.get('exapg_load_sessions', '-')} "
                      f"| {times['exapg']} s | {times['stock']} s | {v['load']['exapg_over_stock_total']:.2f}x "
                      f"| {without} |")
@@ -257,11 +257,10 @@ def load_variants(source: Path) -> list[str]:
 OWN_PARTS = {"stock": ("stock: ",), "exapg": ("exapg: ", "standby: ")}  # each load's own server(s)
 
 
-def load_cpu(source: Path) -> list[str]:
+def load_cpu(variants: list[tuple[Path, dict]]) -> list[str]:
     """Where the loads' CPU went, in the loads-only runs that read it (run.py, cpu.Meter)."""
     lines: list[str] = []
-    for path in sorted(HERE.glob(f"{source.stem}-loads-*.json")):
-        v = json.loads(path.read_text())
+    for path, v in variants:
         runs = {n: [run["cpu_seconds"] for run in v["load"][n]["runs"] if "cpu_seconds" in run]
                 for n in ("stock", "exapg")}
         if all(runs.values()):
