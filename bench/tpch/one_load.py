@@ -8,22 +8,16 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import replace
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
 
 import psycopg
-from run import RESULT, measured_load
-
-from exapg.tpch.load import layout_named
+from run import RESULT, layout_of, measured_load  # run.py puts the project on the path
 
 
 def main() -> None:
     if len(sys.argv) != 6:
         sys.exit(f"usage: {__doc__.strip().splitlines()[-1].strip()}")
     dsn, sf, name, sessions, label = sys.argv[1:]
-    layout = replace(layout_named(name), sessions=int(sessions))
+    layout = layout_of(name, int(sessions))
     with psycopg.connect(dsn, autocommit=True) as conn:
         result = measured_load(conn, float(sf), layout, label)
     print(RESULT + json.dumps(result), flush=True)

@@ -69,7 +69,7 @@ def timed_load(conn: psycopg.Connection, sf: float, layout: Layout, label: str) 
     tpch` makes it. DuckDB's dbgen is at times slow (about 3 s and 8 CPU seconds more at
     SF 1), on either side, in a fresh process as well: results.md's column without
     generation leaves that out."""
-    if replace(layout_named(layout.name), sessions=layout.sessions) != layout:
+    if layout_of(layout.name, layout.sessions) != layout:
         raise ValueError(f"one_load.py rebuilds a layout from its name and sessions only: {layout}")
     child = subprocess.Popen(
         [sys.executable, str(HERE / "one_load.py"), conn.info.dsn, str(sf), layout.name, str(layout.sessions), label],
@@ -84,6 +84,11 @@ def timed_load(conn: psycopg.Connection, sf: float, layout: Layout, label: str) 
     if child.wait() != 0 or not last.startswith(RESULT):
         raise RuntimeError(f"[{label}] the load failed (exit {child.returncode})")
     return json.loads(last[len(RESULT):])
+
+
+def layout_of(name: str, sessions: int) -> Layout:
+    """The layout one_load.py loads with: a named one, with its sessions as given."""
+    return replace(layout_named(name), sessions=sessions)
 
 
 def measured_load(conn: psycopg.Connection, sf: float, layout: Layout, label: str) -> dict:
